@@ -1,0 +1,40 @@
+"""Shared fixtures: a real PostgreSQL for every test that needs one.
+
+``PERFGATE_TEST_DSN`` names a server (CI sets it to the machine's PostgreSQL); without it the
+embedded server from the ``pgserver`` package is started once per session. Never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from perfgate.database import PostgresServer, ScratchDatabase, open_server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server the tests may create databases on."""
+    server = open_server(os.environ.get("PERFGATE_TEST_DSN") or None)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server_dsn(pg_server: PostgresServer) -> str:
+    """The admin DSN of the test server (pass it as PERFGATE_DSN to inner pytest runs)."""
+    return pg_server.dsn
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_server: PostgresServer) -> Iterator[str]:
+    """The DSN of an empty scratch database, shared by the session."""
+    db = ScratchDatabase.create(pg_server)
+    try:
+        yield db.dsn
+    finally:
+        db.drop()
