@@ -1,0 +1,1 @@
+"""Example applications that perfgate's own gate runs against."""
