@@ -1,0 +1,621 @@
+"""Pure statistics over samples: quantile, mean, proportion and rate estimates, ratios, ranks.
+
+Only the standard library is used, so the gate runs anywhere pytest does. Every interval is
+two-sided at the given confidence; `Estimate.interval` is None when the sample is too small to
+give one at that confidence.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = [
+    "Estimate",
+    "Interval",
+    "MannWhitney",
+    "QuantileStat",
+    "bootstrap_ratio",
+    "coefficient_of_variation",
+    "gamma_ppf",
+    "mann_whitney",
+    "mean_estimate",
+    "normal_cdf",
+    "normal_ppf",
+    "proportion_estimate",
+    "quantile",
+    "quantile_estimate",
+    "quantile_order_statistics",
+    "rate_estimate",
+    "student_t_cdf",
+    "student_t_ppf",
+]
+
+
+def _number(data: Mapping[str, object], key: str, owner: str) -> float:
+    value = data.get(key)
+    # bool is an int subclass, and "true" is never a meaningful statistic
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{owner}.from_json: {key!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A two-sided confidence interval [low, high] at the nominal `confidence`."""
+
+    low: float
+    high: float
+    confidence: float
+
+    def __post_init__(self) -> None:
+        if not self.low <= self.high:
+            raise ValueError(f"Interval low {self.low!r} is above high {self.high!r}")
+        _check_confidence(self.confidence)
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+    def contains(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+    def to_json(self) -> dict[str, float]:
+        return {"low": self.low, "high": self.high, "confidence": self.confidence}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Interval:
+        return cls(*(_number(data, k, "Interval") for k in ("low", "high", "confidence")))
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A point estimate and its interval (None when n is too small for one)."""
+
+    value: float
+    interval: Interval | None
+
+    def to_json(self) -> dict[str, object]:
+        interval = None if self.interval is None else self.interval.to_json()
+        return {"value": self.value, "interval": interval}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Estimate:
+        raw = data.get("interval")
+        if raw is not None and not isinstance(raw, Mapping):
+            raise ValueError(f"Estimate.from_json: 'interval' must be an object, got {raw!r}")
+        interval = None if raw is None else Interval.from_json(raw)
+        return cls(_number(data, "value", "Estimate"), interval)
+
+
+# --- normal, Student t and gamma distributions -----------------------------------------------
+
+
+def normal_cdf(x: float) -> float:
+    """Standard normal CDF via erfc (accurate in both tails)."""
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+_ACKLAM_A = (-39.69683028665376, 220.9460984245205, -275.9285104469687,
+             138.3577518672690, -30.66479806614716, 2.506628277459239)  # fmt: skip
+_ACKLAM_B = (-54.47609879822406, 161.5858368580409, -155.6989798598866,
+             66.80131188771972, -13.28068155288572)  # fmt: skip
+_ACKLAM_C = (-7.784894002430293e-03, -0.3223964580411365, -2.400758277161838,
+             -2.549732539343734, 4.374664141464968, 2.938163982698783)  # fmt: skip
+_ACKLAM_D = (7.784695709041462e-03, 0.3224671290700398, 2.445134137142996, 3.754408661907416)
+
+
+def normal_ppf(p: float) -> float:
+    """Standard normal quantile: Acklam's rational approximation plus one Halley step.
+
+    Acklam's approximation has relative error 1.15e-9; the Halley refinement against
+    `normal_cdf` brings it to full double precision.
+    """
+    if not 0.0 < p < 1.0:
+        if p == 0.0:
+            return -math.inf
+        if p == 1.0:
+            return math.inf
+        raise ValueError(f"p must be in [0, 1], got {p!r}")
+    if p > 0.5:
+        return -normal_ppf(1.0 - p)  # 1 - p is exact here; refining near 1 would lose digits
+    a, b, c, d = _ACKLAM_A, _ACKLAM_B, _ACKLAM_C, _ACKLAM_D
+    if p < 0.02425:
+        t = math.sqrt(-2.0 * math.log(p))
+        x = (((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t + c[5]) / (
+            (((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1.0
+        )
+    else:
+        s = p - 0.5
+        r = s * s
+        x = (
+            (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+            * s
+            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
+        )
+    e = normal_cdf(x) - p
+    u = e * math.sqrt(2.0 * math.pi) * math.exp(x * x / 2.0)
+    return x - u / (1.0 + x * u / 2.0)
+
+
+def _solve_cdf(
+    cdf: Callable[[float], float], pdf: Callable[[float], float], p: float, x: float, lo: float
+) -> float:
+    """Invert an increasing CDF by Newton's method, safeguarded by bisection."""
+    hi = max(x, lo + 1.0)
+    while cdf(hi) < p:
+        lo, hi = hi, lo + 2.0 * (hi - lo)
+    while cdf(lo) > p:
+        lo, hi = lo - 2.0 * (hi - lo), lo
+    x = min(max(x, lo), hi)
+    for _ in range(200):
+        f = cdf(x) - p
+        if f == 0.0:
+            return x
+        if f < 0.0:
+            lo = x
+        else:
+            hi = x
+        density = pdf(x)
+        step = f / density if density > 0.0 else math.inf
+        nxt = x - step
+        if not lo < nxt < hi:
+            nxt = 0.5 * (lo + hi)
+        if abs(nxt - x) <= 1e-13 * max(1.0, abs(x)) or hi - lo <= 1e-15 * max(1.0, abs(x)):
+            return nxt
+        x = nxt
+    return x
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b) by Lentz's continued fraction."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1.0) / (a + b + 2.0):
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    log_front += a * math.log(x) + b * math.log1p(-x)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 10_000):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return math.exp(log_front) * h / a
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """Student t CDF through the regularized incomplete beta function."""
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def student_t_ppf(p: float, df: float) -> float:
+    """Student t quantile: closed form for df 1 and 2, else Hill's expansion refined by Newton.
+
+    Hill's (1970) Cornish-Fisher-type series in 1/df is the start; for df < 1000 Newton steps
+    on `student_t_cdf` polish it to ~1e-12; above that the series alone is exact to ~1e-15.
+    """
+    if df <= 0:
+        raise ValueError(f"df must be positive, got {df!r}")
+    if not 0.0 < p < 1.0:
+        return normal_ppf(p)  # raises, or returns the infinite tail
+    if df == 1:  # Cauchy; -cot(pi p) keeps the digits that tan(pi (p - 0.5)) would round off
+        return -1.0 / math.tan(math.pi * p) if p < 0.5 else 1.0 / math.tan(math.pi * (1.0 - p))
+    if df == 2:
+        return (2.0 * p - 1.0) / math.sqrt(2.0 * p * (1.0 - p))
+    z = normal_ppf(p)
+    z2 = z * z
+    g1 = (z2 + 1.0) * z / 4.0
+    g2 = ((5.0 * z2 + 16.0) * z2 + 3.0) * z / 96.0
+    g3 = (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) * z / 384.0
+    g4 = ((((79.0 * z2 + 776.0) * z2 + 1482.0) * z2 - 1920.0) * z2 - 945.0) * z / 92160.0
+    x = z + (g1 + (g2 + (g3 + g4 / df) / df) / df) / df
+    if df >= 1000:
+        return x
+    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def pdf(t: float) -> float:
+        return math.exp(log_norm - (df + 1) / 2 * math.log1p(t * t / df))
+
+    return _solve_cdf(lambda t: student_t_cdf(t, df), pdf, p, x, x - 1.0)
+
+
+def _gammainc(a: float, x: float) -> float:
+    """Regularized lower incomplete gamma P(a, x): series below a + 1, continued fraction above."""
+    if x <= 0.0:
+        return 0.0
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1.0:
+        term = total = 1.0 / a
+        n = a
+        while abs(term) > abs(total) * 1e-16:
+            n += 1.0
+            term *= x / n
+            total += term
+        return total * math.exp(log_front)
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c, d = 1.0 / tiny, 1.0 / b
+    h = d
+    for i in range(1, 100_000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = b + an / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        if abs(d * c - 1.0) < 1e-16:
+            break
+    return 1.0 - math.exp(log_front) * h
+
+
+def gamma_ppf(p: float, shape: float) -> float:
+    """Quantile of Gamma(shape, scale 1): Wilson-Hilferty start refined by Newton on P(a, x)."""
+    if not 0.0 < p < 1.0 or shape <= 0.0:
+        raise ValueError(f"need 0 < p < 1 and shape > 0, got p={p!r}, shape={shape!r}")
+    z = normal_ppf(p)
+    x = shape * (1.0 - 1.0 / (9.0 * shape) + z / (3.0 * math.sqrt(shape))) ** 3
+    log_norm = -math.lgamma(shape)
+
+    def pdf(t: float) -> float:
+        return math.exp((shape - 1.0) * math.log(t) - t + log_norm) if t > 0.0 else 0.0
+
+    return _solve_cdf(lambda t: _gammainc(shape, t), pdf, p, max(x, 1e-300), 0.0)
+
+
+# --- quantiles --------------------------------------------------------------------------------
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Quantile of already-sorted values, Hyndman-Fan type 7 (numpy's and Excel's default).
+
+    With h = (n - 1) * q, the result interpolates linearly between the 0-based order statistics
+    floor(h) and floor(h) + 1. The input is not re-sorted or checked: sort it first.
+    """
+    n = len(sorted_values)
+    if n == 0:
+        raise ValueError("quantile of an empty sample")
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q!r}")
+    h = (n - 1) * q
+    j = int(h)
+    low = sorted_values[j]
+    return low if j + 1 >= n else low + (h - j) * (sorted_values[j + 1] - low)
+
+
+@lru_cache(maxsize=512)
+def quantile_order_statistics(n: int, q: float, confidence: float) -> tuple[int, int, float] | None:
+    """1-based ranks (l, u) with P(X_(l) <= x_q <= X_(u)) >= confidence, and that exact coverage.
+
+    Distribution-free, from binomial order statistics: the number K of observations below the
+    true quantile x_q is Binomial(n, q), and the coverage of (X_(l), X_(u)) is P(l <= K < u).
+    The interval is equal-tailed: l is the largest rank with P(K < l) <= alpha/2 and u the
+    smallest with P(K >= u) <= alpha/2, so each bound alone holds with confidence 1 - alpha/2
+    (what a one-sided gate relies on). When one tail cannot reach alpha/2 even at X_(1) or X_(n),
+    that bound is pinned there and the other tail gets the rest of alpha. None when no pair of
+    order statistics reaches the confidence (e.g. p99 with n = 50: P(K = n) = 0.99**50 = 0.61).
+
+    The binomial pmf is exact, built by the ratio recursion outwards from its mode until terms
+    fall below 1e-18 of the peak; that window holds all but ~1e-17 of the mass and spans only
+    ~18 standard deviations, so the exact CDF costs O(sqrt(n)) and no normal approximation is
+    needed at any n.
+    """
+    _check_confidence(confidence)
+    if n < 1 or not 0.0 < q < 1.0:
+        return None
+    alpha = 1.0 - confidence
+    mode = min(n, int((n + 1) * q))
+    up, down = q / (1.0 - q), (1.0 - q) / q
+    weights = {mode: 1.0}
+    k, w = mode, 1.0
+    while k < n and w > 1e-18:
+        w *= (n - k) / (k + 1) * up
+        k += 1
+        weights[k] = w
+    k, w = mode, 1.0
+    while k > 0 and w > 1e-18:
+        w *= k / (n - k + 1) * down
+        k -= 1
+        weights[k] = w
+    first, last = min(weights), max(weights)
+    total = math.fsum(weights.values())
+    pmf = [weights[i] / total for i in range(first, last + 1)]
+
+    # below[i] = P(K < first + i); above[i] = P(K >= first + i); summed separately so neither
+    # tail suffers the cancellation of 1 - CDF
+    below = [0.0]
+    for m in pmf:
+        below.append(below[-1] + m)
+    above = [0.0]
+    for m in reversed(pmf):
+        above.append(above[-1] + m)
+    above.reverse()
+
+    def p_below(rank: int) -> float:
+        return below[min(max(rank - first, 0), len(pmf))]
+
+    def p_at_or_above(rank: int) -> float:
+        return above[min(max(rank - first, 0), len(pmf))]
+
+    def lowest_rank(budget: float) -> int | None:  # largest l >= 1 with P(K < l) <= budget
+        if p_below(1) > budget:
+            return None
+        rank = max(1, first)
+        while rank < n and p_below(rank + 1) <= budget:
+            rank += 1
+        return rank
+
+    def highest_rank(budget: float) -> int | None:  # smallest u <= n with P(K >= u) <= budget
+        if p_at_or_above(n) > budget:
+            return None
+        rank = min(n, last + 1)
+        while rank > 1 and p_at_or_above(rank - 1) <= budget:
+            rank -= 1
+        return rank
+
+    lo, hi = lowest_rank(alpha / 2), highest_rank(alpha / 2)
+    if lo is None and hi is not None:
+        hi = highest_rank(alpha - p_below(1))
+        lo = 1
+    elif hi is None and lo is not None:
+        lo = lowest_rank(alpha - p_at_or_above(n))
+        hi = n
+    if lo is None or hi is None or lo >= hi:
+        return None
+    return lo, hi, 1.0 - p_below(lo) - p_at_or_above(hi)
+
+
+def quantile_estimate(values: Sequence[float], q: float, confidence: float = 0.95) -> Estimate:
+    """Type-7 sample quantile with a distribution-free interval from binomial order statistics.
+
+    See `quantile_order_statistics` for how the ranks are chosen; the interval's `confidence` is
+    the nominal one asked for (the exact coverage is at least that).
+    """
+    ordered = sorted(values)
+    value = quantile(ordered, q)
+    ranks = quantile_order_statistics(len(ordered), q, confidence)
+    if ranks is None:
+        return Estimate(value, None)
+    lo, hi, _ = ranks
+    # type 7 interpolates between ranks floor(h)+1 and floor(h)+2, both inside [lo, hi] for the
+    # equal-tailed ranks; min/max keep the point inside the interval for any exotic q anyway
+    low, high = min(ordered[lo - 1], value), max(ordered[hi - 1], value)
+    return Estimate(value, Interval(low, high, confidence))
+
+
+@dataclass(frozen=True, slots=True)
+class QuantileStat:
+    """The type-7 q-quantile as a statistic; `bootstrap_ratio` resamples it in O(1) per draw."""
+
+    q: float
+
+    def __call__(self, values: Sequence[float]) -> float:
+        return quantile(sorted(values), self.q)
+
+
+# --- means, proportions, rates ----------------------------------------------------------------
+
+
+def mean_estimate(values: Sequence[float], confidence: float = 0.95) -> Estimate:
+    """Arithmetic mean with a Student t interval (interval None below two values)."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("mean of an empty sample")
+    _check_confidence(confidence)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return Estimate(mean, None)
+    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
+    half = student_t_ppf(0.5 + confidence / 2.0, n - 1) * sd / math.sqrt(n)
+    return Estimate(mean, Interval(mean - half, mean + half, confidence))
+
+
+def proportion_estimate(successes: int, n: int, confidence: float = 0.95) -> Estimate:
+    """Proportion successes/n with the Wilson score interval.
+
+    Wilson's interval stays inside [0, 1] and keeps near-nominal coverage at 0/n and n/n, where
+    the Wald interval collapses to a point. n = 0 gives Estimate(0.0, None): no requests, no
+    errors observed, and nothing known about the rate.
+    """
+    if not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    _check_confidence(confidence)
+    if n == 0:
+        return Estimate(0.0, None)
+    p = successes / n
+    z = normal_ppf(0.5 + confidence / 2.0)
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1.0 + z2 / n)
+    half = z / (1.0 + z2 / n) * math.sqrt(p * (1.0 - p) / n + z2 / (4 * n * n))
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return Estimate(p, Interval(min(low, p), max(high, p), confidence))
+
+
+def rate_estimate(count: int, seconds: float, confidence: float = 0.95) -> Estimate:
+    """Events per second with the exact Poisson (Garwood) interval for the count.
+
+    Garwood: low = Gamma^-1(alpha/2; count), high = Gamma^-1(1 - alpha/2; count + 1), each divided
+    by `seconds`. A closed-loop load test is not a Poisson process: with steady workers the count's
+    variance is about CV^2 of the latency times Poisson's, so the interval is conservative when
+    latency CV < 1 (the usual case) and optimistic for heavy-tailed latency.
+    """
+    if count < 0 or not seconds > 0.0:
+        raise ValueError(f"need count >= 0 and seconds > 0, got count={count}, seconds={seconds}")
+    _check_confidence(confidence)
+    alpha = 1.0 - confidence
+    low = 0.0 if count == 0 else gamma_ppf(alpha / 2.0, count)
+    high = gamma_ppf(1.0 - alpha / 2.0, count + 1)
+    rate = count / seconds
+    return Estimate(rate, Interval(min(low / seconds, rate), max(high / seconds, rate), confidence))
+
+
+def coefficient_of_variation(values: Sequence[float]) -> float:
+    """Sample standard deviation (n - 1) over the mean; needs two values and a non-zero mean."""
+    n = len(values)
+    if n < 2:
+        raise ValueError(f"coefficient of variation needs at least 2 values, got {n}")
+    mean = math.fsum(values) / n
+    if mean == 0.0:
+        raise ValueError("coefficient of variation is undefined for a zero mean")
+    return math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1)) / abs(mean)
+
+
+# --- comparing two samples --------------------------------------------------------------------
+
+
+def _resampled_quantiles(
+    sorted_values: Sequence[float], q: float, resamples: int, rng: random.Random
+) -> list[float]:
+    """Type-7 quantiles of bootstrap resamples, drawn through their order statistics.
+
+    The k-th smallest of a resample is sorted_values[floor(n * U_(k))], where U_(k) ~ Beta(k,
+    n - k + 1) is the k-th of n uniform order statistics; given it, U_(k+1) is U_(k) plus
+    (1 - U_(k)) times the minimum of n - k uniforms. So each draw costs O(1), not O(n log n).
+    """
+    n = len(sorted_values)
+    h = (n - 1) * q
+    k = int(h) + 1  # 1-based rank of the lower of the two interpolated order statistics
+    g = h - (k - 1)
+    out = []
+    for _ in range(resamples):
+        u = rng.betavariate(k, n - k + 1)
+        low = sorted_values[min(int(n * u), n - 1)]
+        if g == 0.0 or k >= n:
+            out.append(low)
+            continue
+        u += (1.0 - u) * (1.0 - rng.random() ** (1.0 / (n - k)))
+        out.append(low + g * (sorted_values[min(int(n * u), n - 1)] - low))
+    return out
+
+
+def _resampled_stats(
+    values: Sequence[float],
+    stat: Callable[[Sequence[float]], float],
+    resamples: int,
+    rng: random.Random,
+) -> list[float]:
+    if isinstance(stat, QuantileStat):
+        return _resampled_quantiles(sorted(values), stat.q, resamples, rng)
+    # a sorted resample costs one sort here and makes a sorting `stat` re-sort in O(n)
+    ordered = sorted(values)
+    return [stat(sorted(rng.choices(ordered, k=len(ordered)))) for _ in range(resamples)]
+
+
+def bootstrap_ratio(
+    base: Sequence[float],
+    current: Sequence[float],
+    stat: Callable[[Sequence[float]], float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Estimate:
+    """stat(current) / stat(base) with a two-sample percentile bootstrap interval.
+
+    Each sample is resampled independently with a `random.Random(seed)`, so the result is
+    deterministic for a given seed and Python version. Percentile rather than BCa: BCa's
+    acceleration comes from the jackknife, which is inconsistent for quantiles (perfgate's main
+    statistic), and the percentile interval is invariant under the log transform a ratio wants.
+    `stat` receives sorted resamples and must be positive on `base`; `QuantileStat` takes an
+    O(1)-per-resample path. A resample whose base statistic is 0 counts as an infinite ratio.
+    """
+    if not base or not current:
+        raise ValueError("bootstrap_ratio needs two non-empty samples")
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    _check_confidence(confidence)
+    denominator = stat(sorted(base))
+    if not denominator > 0.0:
+        raise ValueError(f"stat(base) must be positive for a ratio, got {denominator!r}")
+    value = stat(sorted(current)) / denominator
+    rng = random.Random(seed)
+    bases = _resampled_stats(base, stat, resamples, rng)
+    currents = _resampled_stats(current, stat, resamples, rng)
+    ratios = sorted(c / b if b > 0.0 else math.inf for b, c in zip(bases, currents, strict=True))
+    alpha = 1.0 - confidence
+    low, high = quantile(ratios, alpha / 2.0), quantile(ratios, 1.0 - alpha / 2.0)
+    return Estimate(value, Interval(min(low, value), max(high, value), confidence))
+
+
+@dataclass(frozen=True, slots=True)
+class MannWhitney:
+    """Mann-Whitney U test of current against base.
+
+    u: U of `current` (pairs where current wins, ties counting half); z: its tie- and
+    continuity-corrected normal score, positive when current tends larger; p_greater: one-sided
+    p for "current is stochastically greater"; effect: u / (n_base * n_current), the probability
+    of superiority P(current > base) + P(tie) / 2.
+    """
+
+    u: float
+    z: float
+    p_two_sided: float
+    p_greater: float
+    effect: float
+
+    def to_json(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> MannWhitney:
+        return cls(*(_number(data, name, "MannWhitney") for name in cls.__slots__))
+
+
+def mann_whitney(base: Sequence[float], current: Sequence[float]) -> MannWhitney:
+    """Mann-Whitney U test, normal approximation with tie and continuity corrections.
+
+    Matches scipy.stats.mannwhitneyu(current, base, method="asymptotic"). All values equal
+    gives z = 0 and p = 1.
+    """
+    n_b, n_c = len(base), len(current)
+    if n_b == 0 or n_c == 0:
+        raise ValueError("mann_whitney needs two non-empty samples")
+    pooled = sorted([(x, 0) for x in base] + [(x, 1) for x in current])
+    total = n_b + n_c
+    rank_sum_current = 0.0
+    tie_term = 0.0
+    i = 0
+    while i < total:
+        j = i
+        while j + 1 < total and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        midrank = (i + j) / 2.0 + 1.0
+        rank_sum_current += midrank * sum(pooled[m][1] for m in range(i, j + 1))
+        tied = j - i + 1
+        tie_term += tied**3 - tied
+        i = j + 1
+    u = rank_sum_current - n_c * (n_c + 1) / 2.0
+    mean = n_b * n_c / 2.0
+    var = n_b * n_c / 12.0 * ((total + 1) - tie_term / (total * (total - 1) or 1))
+    effect = u / (n_b * n_c)
+    if var <= 0.0:
+        return MannWhitney(u, 0.0, 1.0, 1.0, effect)
+    sd = math.sqrt(var)
+    diff = u - mean
+    z = math.copysign(max(abs(diff) - 0.5, 0.0), diff) / sd
+    p_two_sided = min(1.0, 2.0 * normal_cdf(-(abs(diff) - 0.5) / sd))
+    p_greater = normal_cdf(-(diff - 0.5) / sd)
+    return MannWhitney(u, z, p_two_sided, p_greater, effect)
