@@ -65,7 +65,7 @@ class EmbeddedServer:
             with warnings.catch_warnings():
                 # platformdirs warns when XDG_RUNTIME_DIR is unset, as on most CI runners.
                 warnings.simplefilter("ignore")
-                import pgserver  # type: ignore[import-untyped]
+                import pgserver
         except ImportError as exc:
             raise DatabaseError(
                 "no database.dsn is set and the embedded PostgreSQL is not installed: "
@@ -106,7 +106,8 @@ def with_database(dsn: str, database: str) -> str:
     parts = urlsplit(dsn)
     if parts.scheme not in ("postgres", "postgresql"):
         raise DatabaseError(
-            f"database.dsn must be a URL like postgresql://user@host:5432/db, got {redact_dsn(dsn)!r}"
+            "database.dsn must be a URL like postgresql://user@host:5432/db, "
+            f"got {redact_dsn(dsn)!r}"
         )
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
@@ -161,7 +162,8 @@ class ScratchDatabase:
             raise DatabaseError(
                 f"the server at {redact_dsn(server.dsn)} refused CREATE DATABASE ({exc}); perfgate "
                 "needs a role with CREATEDB so it never runs against existing data: "
-                "`ALTER ROLE <user> CREATEDB`, or leave database.dsn empty to use the embedded server"
+                "`ALTER ROLE <user> CREATEDB`, or leave database.dsn empty to use the embedded "
+                "server"
             ) from exc
         except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
             raise DatabaseError(
@@ -185,5 +187,6 @@ class ScratchDatabase:
         try:
             _run(_admin(self.server.dsn, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
         except (OSError, asyncpg.PostgresError, asyncio.TimeoutError, RuntimeError) as exc:
-            warnings.warn(f"perfgate: could not drop scratch database {self.name}: {exc}",
-                          stacklevel=2)
+            warnings.warn(
+                f"perfgate: could not drop scratch database {self.name}: {exc}", stacklevel=2
+            )

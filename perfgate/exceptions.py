@@ -1,12 +1,12 @@
 """perfgate's exceptions, one tree so callers can catch what they can handle.
 
-    PerfgateError
-    ├── ConfigError        budgets.yaml (or an option) is wrong; carries file, line and key path
-    ├── TargetError        the system under test could not be started, reached or stopped
-    ├── DatabaseError      the scratch database could not be created, set up or dropped
-    ├── PlanError          an EXPLAIN plan could not be read
-    ├── QueryError         a gated query failed (syntax, missing parameter, timeout)
-    └── BaselineError      a stored baseline is missing, unreadable or corrupt
+PerfgateError
+├── ConfigError        budgets.yaml (or an option) is wrong; carries file, line and key path
+├── TargetError        the system under test could not be started, reached or stopped
+├── DatabaseError      the scratch database could not be created, set up or dropped
+├── PlanError          an EXPLAIN plan could not be read
+├── QueryError         a gated query failed (syntax, missing parameter, timeout)
+└── BaselineError      a stored baseline is missing, unreadable or corrupt
 """
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ class PerfgateError(Exception):
 class ConfigError(PerfgateError):
     """A budgets file or option is invalid; the message says where and what was expected."""
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
-                 key: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
         self.path = path
         self.line = line
         self.key = key

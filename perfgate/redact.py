@@ -50,7 +50,7 @@ def secret_values(headers: Mapping[str, str], dsns: Iterable[str] = ()) -> tuple
     for key, value in headers.items():
         if key.lower() in SECRET_HEADERS:
             found.append(value)
-            scheme, _, token = value.partition(" ")
+            _scheme, _, token = value.partition(" ")
             if token:
                 found.append(token)
     for dsn in dsns:

@@ -1,0 +1,159 @@
+"""The validated budgets file as frozen values (``budgets.py`` reads the YAML into these)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+PLAN_RULES = (
+    "seq-scan-filter",
+    "filter-discard",
+    "misestimate",
+    "disk-spill",
+    "nested-loop-seq-scan",
+    "heap-fetches",
+)
+RULE_LEVELS = ("warning", "error", "off")
+
+# Endpoint budget keys and the unit each is written in.
+ENDPOINT_BUDGET_KEYS: dict[str, str] = {
+    "p50_ms": "duration",
+    "p90_ms": "duration",
+    "p95_ms": "duration",
+    "p99_ms": "duration",
+    "mean_ms": "duration",
+    "max_ms": "duration",
+    "server_p95_ms": "duration",
+    "error_rate": "ratio",
+    "cache_hit_ratio": "ratio",
+    "min_throughput_rps": "number",
+    "max_bytes": "size",
+}
+# Budgets are upper limits except these, which are lower limits.
+LOWER_LIMITS = frozenset({"cache_hit_ratio", "min_throughput_rps"})
+
+QUERY_BUDGET_KEYS: dict[str, str] = {
+    "execution_ms": "duration",
+    "planning_ms": "duration",
+    "max_buffers": "count",
+    "max_rows": "count",
+    "max_temp_blocks": "count",
+}
+REGRESSION_METRICS = ("p50", "p90", "p95", "p99", "mean", "execution")
+
+
+@dataclass(frozen=True, slots=True)
+class RegressionPolicy:
+    """How a timing metric is compared with the baseline."""
+
+    metric: str = "p95"
+    threshold: float = 0.10
+    confidence: float = 0.99
+    max_rounds: int = 3
+    fail_on_inconclusive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The system under test: exactly one of command, app or base_url."""
+
+    kind: str  # "command" | "app" | "base_url" | "none"
+    value: str
+    ready: str = "/healthz"
+    ready_timeout_s: float = 30.0
+    env: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """Where the scratch database comes from and what is loaded into it."""
+
+    dsn: str | None = None
+    setup: tuple[Path, ...] = ()
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """Values every endpoint and query inherits unless it sets its own."""
+
+    requests: int = 300
+    concurrency: int = 10
+    warmup: int = 30
+    timeout_ms: float = 10_000.0
+    runs: int = 15
+    statement_timeout_ms: float = 30_000.0
+    confidence: float = 0.95
+    plan_rules: Mapping[str, str] = field(
+        default_factory=lambda: dict.fromkeys(PLAN_RULES, "warning")
+    )
+    seq_scan_min_pages: int = 8
+    regression: RegressionPolicy = field(default_factory=RegressionPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One endpoint scenario and its budget."""
+
+    name: str
+    method: str
+    path: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+    body: str | None = None
+    expect_status: frozenset[int] | None = None
+    requests: int = 300
+    concurrency: int = 10
+    warmup: int = 30
+    timeout_ms: float = 10_000.0
+    budget: Mapping[str, float] = field(default_factory=dict)
+    regression: RegressionPolicy = field(default_factory=RegressionPolicy)
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueryBudget:
+    """Limits for one gated query."""
+
+    limits: Mapping[str, float] = field(default_factory=dict)
+    no_seq_scan: bool = False
+    forbid: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One gated SQL statement."""
+
+    name: str
+    sql: str
+    params: tuple[Any, ...] = ()
+    runs: int = 15
+    setup_sql: tuple[str, ...] = ()
+    require_index: bool = False
+    generic_plan: bool = False
+    statement_timeout_ms: float = 30_000.0
+    budget: QueryBudget = field(default_factory=QueryBudget)
+    regression: RegressionPolicy = field(default_factory=RegressionPolicy)
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole budgets file."""
+
+    path: Path
+    target: Target
+    database: Database
+    defaults: Defaults
+    endpoints: tuple[Endpoint, ...]
+    queries: tuple[Query, ...]
+
+    @property
+    def root(self) -> Path:
+        """Relative paths in the file are relative to its directory."""
+        return self.path.parent

@@ -1,0 +1,171 @@
+"""Bad budgets files: one clear error naming the file, line, key path and what was expected."""
+
+from __future__ import annotations
+
+import textwrap
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+
+from perfgate.budgets import parse_config
+from perfgate.cli import main
+from perfgate.exceptions import ConfigError
+
+GOOD = """
+version: 1
+target: {base_url: "http://127.0.0.1:9"}
+endpoints:
+  clients:
+    request: GET /api/clients?supplier_id=7
+    budget: {p95_ms: 100, p99_ms: 0.2s, error_rate: 0, cache_hit_ratio: 85%, max_bytes: 64KiB}
+"""
+
+
+def errors_of(text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as excinfo:
+        parse_config(textwrap.dedent(text), Path("budgets.yaml"), env or {})
+    return str(excinfo.value)
+
+
+def test_a_good_file_parses_with_units() -> None:
+    config = parse_config(GOOD, Path("budgets.yaml"), {})
+    (clients,) = config.endpoints
+    assert clients.method == "GET"
+    assert clients.path == "/api/clients?supplier_id=7"
+    assert clients.budget == {
+        "p95_ms": 100.0,
+        "p99_ms": 200.0,
+        "error_rate": 0.0,
+        "cache_hit_ratio": 0.85,
+        "max_bytes": 65536,
+    }
+    assert clients.line == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: GET /\n"
+            "    budget: {p95_ms: fast}\n",
+            "budgets.yaml:6: endpoints.a.budget.p95_ms: expected a duration like '200ms', '0.2s' "
+            "or a number of milliseconds, got 'fast'",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: GET /\n"
+            "    budget: {p95: 100}\n",
+            "budgets.yaml:6: endpoints.a.budget.p95: unknown key (did you mean 'p95_ms'?)*",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: GET /\n"
+            "    concurency: 3\n",
+            "budgets.yaml:6: endpoints.a.concurency: unknown key (did you mean 'concurrency'?)*",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: GET /\n"
+            "    budget: {error_rate: 2}\n",
+            "budgets.yaml:6: endpoints.a.budget.error_rate: expected a ratio between 0 and 1*",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: GET /\n"
+            "    budget: {p99_ms: -5}\n",
+            "budgets.yaml:6: endpoints.a.budget.p99_ms: expected a value >= 0, got -5",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: GET /\n"
+            "    requests: ten\n",
+            "budgets.yaml:6: endpoints.a.requests: expected a whole number >= 1, "
+            "got the string 'ten'",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: FETCH it\n",
+            "budgets.yaml:5: endpoints.a.request: expected 'METHOD /path'*",
+        ),
+        (
+            "version: 2\n",
+            "budgets.yaml:1: version: expected 1 (the schema this perfgate reads), got 2",
+        ),
+        (
+            "version: 1\ntarget: {app: x, base_url: 'http://x'}\n",
+            "budgets.yaml:2: target: expected exactly one of command, app or base_url*",
+        ),
+        (
+            "version: 1\ntarget:\n  headers: {Authorization: 'Bearer ${TOKEN}'}\n  base_url: http://x\n",
+            "budgets.yaml:3: target.headers.Authorization: environment variable TOKEN is not set*",
+        ),
+        (
+            "version: 1\nendpoints: [a, b]\n",
+            "budgets.yaml:2: endpoints: expected a mapping of names to definitions, got a list",
+        ),
+        (
+            "version: 1\nqueries:\n  q:\n    sql: SELECT 1\n    budget: {max_buffers: 1.5}\n",
+            "budgets.yaml:5: queries.q.budget.max_buffers: expected a whole number >= 0*",
+        ),
+        (
+            "version: 1\ndefaults:\n  plan_rules: {misestimate: loud}\n",
+            "budgets.yaml:3: defaults.plan_rules.misestimate: expected one of warning, error, off*",
+        ),
+        ("version: 1\n  bad: [\n", "budgets.yaml:2: invalid YAML:*"),
+        ("", "budgets.yaml: the file is empty*"),
+    ],
+)
+def test_each_mistake_is_one_located_error(text: str, expected: str) -> None:
+    message = errors_of(text)
+    assert fnmatch(message, expected), message
+
+
+def test_interpolation_defaults_and_escapes() -> None:
+    text = (
+        "version: 1\ntarget:\n  base_url: 'http://127.0.0.1:${PORT:-8000}'\n"
+        "  headers: {X-Price: '$$5', X-Token: '${TOKEN}'}\n"
+    )
+    config = parse_config(text, Path("b.yaml"), {"TOKEN": "t0k"})
+    assert config.target.value == "http://127.0.0.1:8000"
+    assert config.target.headers == {"X-Price": "$5", "X-Token": "t0k"}
+
+
+def test_all_problems_are_reported_together() -> None:
+    message = errors_of(
+        "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: GET /\n"
+        "    budget: {p95_ms: fast, p99: 3}\n"
+    )
+    assert len(message.splitlines()) == 2
+
+
+def test_pytest_exits_with_a_usage_error_and_no_traceback(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml",
+        budgets="version: 1\nendpoints:\n  a:\n    request: GET /\n    budget: {p95_ms: fast}\n",
+    )
+    result = pytester.runpytest("--perfgate")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*budgets.yaml:5: endpoints.a.budget.p95_ms: expected a duration*"]
+    )
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_missing_file_is_named(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--perfgate")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*budgets.yaml: budgets file not found*"])
+
+
+def test_cli_check_budgets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nendpoints:\n  a: {request: GET /, budget: {p95_ms: fast}}\n")
+    assert main(["check-budgets", str(good)]) == 0
+    assert "ok (1 endpoints, 0 queries, target: base_url)" in capsys.readouterr().out
+    assert main(["check-budgets", str(good), str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3: endpoints.a.budget.p95_ms: expected a duration" in err
+
+
+def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main(["--version"])
+    assert excinfo.value.code == 0
+    assert capsys.readouterr().out.startswith("perfgate ")
