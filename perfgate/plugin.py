@@ -1,9 +1,327 @@
-"""pytest hooks and fixtures (placeholder while the plugin is written)."""
+"""pytest hooks and fixtures: read options once, collect budgets.yaml items, gate, report."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
+
+from perfgate import __version__
+from perfgate.budgets import load_config
+from perfgate.config import Config, Endpoint, Query
+from perfgate.exceptions import ConfigError, PerfgateError
+from perfgate.fixture import PerfgateFixture
+from perfgate.gate import Gate, now_iso
+from perfgate.report import (
+    append_step_summary,
+    render_markdown,
+    render_terminal,
+    write_json,
+    write_markdown,
+)
+from perfgate.result import ERROR, FAILED, WARNED, GateReport, Result
+from perfgate.settings import Settings
+
+SETTINGS = pytest.StashKey[Settings]()
+CONFIG = pytest.StashKey[Config]()
+GATE = pytest.StashKey[Gate]()
+RESULTS = pytest.StashKey[list[Result]]()
+REPORT = pytest.StashKey[GateReport]()
+WRITTEN = pytest.StashKey[list[str]]()
+HOW_TO_RUN = "perfgate measurements run only with --perfgate (e.g. `pytest --perfgate`)"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("perfgate_budgets", "perfgate budgets file", default="budgets.yaml")
+    group = parser.getgroup("perfgate", "performance gate (perfgate)")
+    group.addoption(
+        "--perfgate",
+        action="store_true",
+        default=False,
+        help="measure the endpoints and queries in the budgets file and gate on their budgets",
+    )
+    group.addoption(
+        "--perfgate-budgets",
+        metavar="PATH",
+        default=None,
+        help="budgets file (default: the perfgate_budgets ini value, else budgets.yaml in the "
+        "rootdir)",
+    )
+    group.addoption(
+        "--perfgate-report",
+        metavar="PATH",
+        default=None,
+        help="write the markdown report to PATH (also appended to $GITHUB_STEP_SUMMARY when set)",
+    )
+    group.addoption(
+        "--perfgate-json",
+        metavar="PATH",
+        default=None,
+        help="write the results as JSON (schema 1) to PATH",
+    )
+    group.addoption(
+        "--perfgate-warn-only",
+        action="store_true",
+        default=False,
+        help="report breaches and regressions but never fail the run",
+    )
+    parser.addini(
+        "perfgate_budgets", "perfgate budgets file, relative to the rootdir", default="budgets.yaml"
+    )
+
+
+def _settings(config: pytest.Config) -> Settings:
+    option = config.getoption("--perfgate-budgets")
+    budgets = Path(option) if option else config.rootpath / str(config.getini("perfgate_budgets"))
+    if option and not budgets.is_absolute():
+        budgets = Path.cwd() / budgets
+
+    def path(name: str) -> Path | None:
+        value = config.getoption(name)
+        return Path(value).absolute() if value else None
+
+    return Settings(
+        enabled=bool(config.getoption("--perfgate")),
+        budgets=budgets.resolve(),
+        report=path("--perfgate-report"),
+        json=path("--perfgate-json"),
+        warn_only=bool(config.getoption("--perfgate-warn-only")),
+        explicit_budgets=bool(option),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "perfgate: a performance-gate item (endpoint or query budget)"
+    )
+    settings = _settings(config)
+    config.stash[SETTINGS] = settings
+    config.stash[RESULTS] = []
+    config.stash[WRITTEN] = []
+    if not settings.enabled:
+        return
+    try:
+        loaded = load_config(settings.budgets)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"perfgate: {exc}") from None
+    config.stash[CONFIG] = loaded
+    config.stash[GATE] = Gate(loaded)
+    if _is_xdist_controller(config) and int(getattr(config.option, "numprocesses", 0) or 0) > 1:
+        warnings.warn(
+            pytest.PytestWarning(
+                "perfgate: timings under pytest-xdist are noisy because workers share the CPU; "
+                "perfgate marks its items xdist_group('perfgate') so `--dist loadgroup` keeps them "
+                "on one worker, or run them without -n"
+            ),
+            stacklevel=1,
+        )
+    _add_budgets_to_args(config, settings)
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist")
+
+
+def _add_budgets_to_args(config: pytest.Config, settings: Settings) -> None:
+    """Collect the budgets file even when the test paths (e.g. testpaths = tests) miss it."""
+    if config.args_source == pytest.Config.ArgsSource.ARGS and not settings.explicit_budgets:
+        return  # the user named what to run; they add budgets.yaml to the args to include it
+    for arg in config.args:
+        base = Path(arg.split("::")[0]).absolute()
+        if settings.budgets == base or base in settings.budgets.parents:
+            return
+    config.args.append(str(settings.budgets))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    config = parent.config
+    settings = config.stash.get(SETTINGS, None)
+    if settings is None or not settings.enabled or file_path.resolve() != settings.budgets:
+        return None
+    return BudgetsFile.from_parent(parent, path=file_path)
+
+
+class BudgetsFile(pytest.File):
+    """budgets.yaml as a collector: one item per endpoint and per query."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        cfg = self.config.stash[CONFIG]
+        for endpoint in cfg.endpoints:
+            yield EndpointItem.from_parent(self, name=endpoint.name, endpoint=endpoint)
+        for query in cfg.queries:
+            yield QueryItem.from_parent(self, name=query.name, query=query)
+
+
+class GateItem(pytest.Item):
+    """Common behaviour: run, record, fail with the verdict's words (no traceback)."""
+
+    line: int | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_marker("perfgate")
+        self.add_marker(pytest.mark.xdist_group("perfgate"))
+
+    def measure(self, gate: Gate, source: str) -> Result:
+        raise NotImplementedError
+
+    def runtest(self) -> None:
+        gate = self.config.stash[GATE]
+        source = f"{self.config.stash[SETTINGS].item_prefix}:{self.line}" if self.line else None
+        result = self.measure(gate, source or self.nodeid)
+        record(self.config, result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, PerfgateError):
+            return f"perfgate: {excinfo.value}"
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, (self.line - 1) if self.line else None, f"perfgate: {self.name}"
+
+
+class EndpointItem(GateItem):
+    """One endpoint of the budgets file."""
+
+    def __init__(self, *, endpoint: Endpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoint = endpoint
+        self.line = endpoint.line
+
+    def measure(self, gate: Gate, source: str) -> Result:
+        return gate.run_endpoint(self.endpoint, source)
+
+
+class QueryItem(GateItem):
+    """One query of the budgets file."""
+
+    def __init__(self, *, query: Query, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.query = query
+        self.line = query.line
+
+    def measure(self, gate: Gate, source: str) -> Result:
+        return gate.run_query(self.query, source)
+
+
+def record(config: pytest.Config, result: Result) -> Result:
+    """Keep the result for the reports, then fail the current item if it breached."""
+    settings = config.stash[SETTINGS]
+    if result.status in (FAILED, ERROR) and settings.warn_only:
+        result = dataclasses.replace(result, status=WARNED)
+    config.stash[RESULTS].append(result)
+    if result.status in (FAILED, ERROR):
+        pytest.fail(result.explain(), pytrace=False)
+    return result
+
+
+@pytest.fixture
+def perfgate(request: pytest.FixtureRequest) -> PerfgateFixture:
+    """Measure endpoints and queries from a test: ``await perfgate.endpoint("GET", "/x", ...)``."""
+    config = request.config
+    if not config.stash[SETTINGS].enabled:
+        pytest.skip(HOW_TO_RUN)
+    return PerfgateFixture(
+        gate=config.stash[GATE],
+        nodeid=request.node.nodeid,
+        record=lambda result: record(config, result),
+    )
+
+
+@pytest.fixture(scope="session")
+def perfgate_dsn(request: pytest.FixtureRequest) -> str:
+    """The DSN of perfgate's scratch database (set up from database.setup)."""
+    config = request.config
+    if not config.stash[SETTINGS].enabled:
+        pytest.skip(HOW_TO_RUN)
+    try:
+        return config.stash[GATE].database().dsn
+    except PerfgateError as exc:
+        pytest.fail(f"perfgate: {exc}", pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    settings = config.stash.get(SETTINGS, None)
+    if settings is None or not settings.enabled:
+        return
+    gate = config.stash.get(GATE, None)
+    environment: dict[str, Any] = {}
+    if gate is not None:
+        environment = gate.environment()
+        try:
+            gate.close()
+        except PerfgateError as exc:
+            warnings.warn(pytest.PytestWarning(f"perfgate: {exc}"), stacklevel=1)
+    results = config.stash[RESULTS]
+    if hasattr(config, "workerinput"):
+        # xdist worker: hand plain JSON to the controller, which writes the one report.
+        config.workeroutput["perfgate"] = json.dumps(  # type: ignore[attr-defined]
+            {"results": [r.to_json() for r in results], "environment": environment}
+        )
+        return
+    if not results and not config.stash.get(CONFIG, None):
+        return
+    report = GateReport(
+        results=tuple(results),
+        environment=environment or config.stash.get(WORKER_ENV, {}),
+        created_at=now_iso(),
+        perfgate_version=__version__,
+        budgets_file=str(settings.budgets.name),
+        warn_only=settings.warn_only,
+    )
+    config.stash[REPORT] = report
+    _write_reports(config, settings, report)
+
+
+WORKER_ENV = pytest.StashKey[dict[str, Any]]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect what a worker measured."""
+    payload = getattr(node, "workeroutput", {}).get("perfgate")
+    if not payload:
+        return
+    data = json.loads(payload)
+    config = node.config
+    config.stash[RESULTS].extend(Result.from_json(r) for r in data["results"])
+    if data.get("environment"):
+        config.stash[WORKER_ENV] = data["environment"]
+
+
+def _write_reports(config: pytest.Config, settings: Settings, report: GateReport) -> None:
+    written = config.stash[WRITTEN]
+    try:
+        markdown = render_markdown(report)
+        if settings.report is not None:
+            write_markdown(markdown, settings.report)
+            written.append(str(settings.report))
+        summary = append_step_summary(markdown)
+        if summary is not None:
+            written.append(f"{summary} (GITHUB_STEP_SUMMARY)")
+        if settings.json is not None:
+            write_json(report, settings.json)
+            written.append(str(settings.json))
+    except (OSError, PerfgateError) as exc:
+        warnings.warn(
+            pytest.PytestWarning(f"perfgate: could not write a report: {exc}"), stacklevel=1
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    report = config.stash.get(REPORT, None)
+    if report is None:
+        return
+    written: list[str] = config.stash[WRITTEN]
+    try:
+        lines = render_terminal(report, written=written)
+    except Exception as exc:  # the summary must never turn a run into an internal error
+        lines = [f"perfgate: could not render the summary: {exc}"]
+    terminalreporter.section("perfgate")
+    for line in lines:
+        terminalreporter.write_line(line)

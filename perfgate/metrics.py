@@ -1,0 +1,103 @@
+"""Turn an endpoint run into metrics with intervals, and hold them against the budget."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from perfgate.config import LOWER_LIMITS
+from perfgate.measurement import EndpointRun
+from perfgate.result import Check, Metric, check_limit
+from perfgate.stats import (
+    mean_estimate,
+    proportion_estimate,
+    quantile,
+    quantile_estimate,
+    rate_estimate,
+)
+
+QUANTILES = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0.99}
+NOTHING = Metric(math.nan, "ms")
+
+
+def endpoint_metrics(run: EndpointRun, confidence: float = 0.95) -> dict[str, Metric]:
+    """Latency quantiles, mean, errors, throughput, sizes, cache and server time.
+
+    Latencies are over requests that got a response (an error response included); requests
+    that got none (refused, timed out) count in ``error_rate`` but have no latency to rank.
+    """
+    samples = run.samples
+    answered = [s.latency_ns / 1e6 for s in samples if s.status is not None]
+    out: dict[str, Metric] = {}
+    for key, q in QUANTILES.items():
+        out[key] = (
+            Metric.from_estimate(quantile_estimate(answered, q, confidence), "ms")
+            if answered
+            else NOTHING
+        )
+    out["mean_ms"] = (
+        Metric.from_estimate(mean_estimate(answered, confidence), "ms")
+        if len(answered) > 1
+        else NOTHING
+    )
+    out["max_ms"] = Metric(max(answered), "ms") if answered else NOTHING
+    errors = sum(1 for s in samples if s.error is not None)
+    out["error_rate"] = Metric.from_estimate(
+        proportion_estimate(errors, len(samples), confidence), "ratio"
+    )
+    seconds = run.wall_ns / 1e9
+    out["throughput_rps"] = (
+        Metric.from_estimate(rate_estimate(len(samples), seconds, confidence), "rps")
+        if seconds > 0
+        else Metric(math.nan, "rps")
+    )
+    sizes = [s.nbytes for s in samples if s.status is not None]
+    out["max_bytes"] = Metric(float(max(sizes)) if sizes else math.nan, "bytes")
+    out["mean_bytes"] = Metric(sum(sizes) / len(sizes) if sizes else math.nan, "bytes")
+    tagged = [s.cache for s in samples if s.cache is not None]
+    hits = sum(1 for c in tagged if c == "HIT")
+    out["cache_hit_ratio"] = (
+        Metric.from_estimate(proportion_estimate(hits, len(tagged), confidence), "ratio")
+        if tagged
+        else Metric(math.nan, "ratio")
+    )
+    server = [s.server_ms for s in samples if s.server_ms is not None]
+    out["server_p50_ms"] = Metric(quantile(sorted(server), 0.5), "ms") if server else NOTHING
+    out["server_p95_ms"] = (
+        Metric.from_estimate(quantile_estimate(server, 0.95, confidence), "ms")
+        if server
+        else NOTHING
+    )
+    out["requests"] = Metric(float(len(samples)), "count")
+    out["errors"] = Metric(float(errors), "count")
+    return out
+
+
+# Which metric a budget key is held against, and what to say when it was never measured.
+_BUDGET_METRIC = {"min_throughput_rps": "throughput_rps"}
+_ABSENT = {
+    "cache_hit_ratio": "no response carried an x-cache header",
+    "server_p95_ms": "no response carried Server-Timing or x-response-time",
+}
+
+
+def endpoint_checks(
+    metrics: Mapping[str, Metric], budget: Mapping[str, float]
+) -> tuple[Check, ...]:
+    """One check per budget key, in the order the budget lists them."""
+    checks = []
+    for key, limit in budget.items():
+        metric = metrics.get(_BUDGET_METRIC.get(key, key), NOTHING)
+        note = _ABSENT.get(key, "") if math.isnan(metric.value) else ""
+        checks.append(check_limit(key, limit, metric, upper=key not in LOWER_LIMITS, note=note))
+    return tuple(checks)
+
+
+def error_summary(run: EndpointRun, limit: int = 3) -> tuple[str, ...]:
+    """The most common error reasons with counts, e.g. 'HTTP 503 ×12'."""
+    counts: dict[str, int] = {}
+    for s in run.samples:
+        if s.error is not None:
+            counts[s.error] = counts.get(s.error, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return tuple(f"{reason} ×{n}" for reason, n in ranked[:limit])

@@ -1,0 +1,23 @@
+"""The options of one pytest run, read once into a frozen value (core code never sees pytest)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the user asked for on the command line and in the ini file."""
+
+    enabled: bool
+    budgets: Path
+    report: Path | None = None
+    json: Path | None = None
+    warn_only: bool = False
+    explicit_budgets: bool = False  # given with --perfgate-budgets rather than the default
+
+    @property
+    def item_prefix(self) -> str:
+        """How a budgets-file item names its source, e.g. 'budgets.yaml'."""
+        return self.budgets.name

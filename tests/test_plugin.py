@@ -1,0 +1,186 @@
+"""The plugin as a user meets it: collection, options, gating, warn-only, the fixture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TINYAPP = (Path(__file__).parent / "apps" / "tinyapp.py").read_text()
+
+BUDGETS = """
+version: 1
+target:
+  app: "tinyapp:app"
+  headers: {Authorization: "Bearer s3cr3t-token"}
+defaults:
+  requests: 60
+  concurrency: 4
+  warmup: 5
+endpoints:
+  fast:
+    request: GET /fast
+    budget: {p95_ms: 500, error_rate: 0, cache_hit_ratio: 80%, server_p95_ms: 100}
+  slow:
+    request: GET /slow
+    budget: {p50_ms: 5}
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(tinyapp=TINYAPP)
+    pytester.makefile(".yaml", budgets=BUDGETS)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    return pytester
+
+
+def test_without_the_flag_nothing_is_measured(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_perf="""
+        def test_uses_fixture(perfgate):
+            raise AssertionError("must not run")
+        """
+    )
+    result = project.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*perfgate measurements run only with --perfgate*"])
+
+
+def test_every_endpoint_is_an_item_and_a_breach_fails_its_own(project: pytest.Pytester) -> None:
+    result = project.runpytest("--perfgate", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*budgets.yaml::fast PASSED*",
+            "*budgets.yaml::slow FAILED*",
+            "*perfgate: endpoint 'slow' (GET /slow) is over budget:*",
+            "*p50_ms *ms [[]*ms, *ms[]] > limit 5.0ms*",
+            "*= perfgate =*",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_selection_with_k_and_marker(project: pytest.Pytester) -> None:
+    result = project.runpytest("--perfgate", "-k", "fast", "-m", "perfgate")
+    result.assert_outcomes(passed=1)
+
+
+def test_warn_only_reports_but_passes(project: pytest.Pytester) -> None:
+    result = project.runpytest("--perfgate", "--perfgate-warn-only", "--perfgate-json=out.json")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.OK
+    data = json.loads((project.path / "out.json").read_text())
+    statuses = {r["name"]: r["status"] for r in data["results"]}
+    assert statuses == {"fast": "passed", "slow": "warned"}
+    assert data["status"] == "passed"
+
+
+def test_json_report_carries_metrics_checks_and_no_secret(project: pytest.Pytester) -> None:
+    result = project.runpytest(
+        "--perfgate", "--perfgate-json=r/out.json", "--perfgate-report=r/out.md"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    text = (project.path / "r" / "out.json").read_text()
+    assert "s3cr3t-token" not in text
+    assert "s3cr3t-token" not in (project.path / "r" / "out.md").read_text()
+    assert "s3cr3t-token" not in result.stdout.str()
+    data = json.loads(text)
+    assert data["schema"] == 1
+    fast = next(r for r in data["results"] if r["name"] == "fast")
+    assert fast["kind"] == "endpoint"
+    assert fast["metrics"]["requests"]["value"] == 60
+    low, high = fast["metrics"]["p95_ms"]["interval"]
+    assert low <= fast["metrics"]["p95_ms"]["value"] <= high
+    assert fast["metrics"]["cache_hit_ratio"]["value"] > 0.9
+    assert fast["metrics"]["server_p95_ms"]["value"] == pytest.approx(0.5)
+    checks = {c["metric"]: c["status"] for c in fast["checks"]}
+    assert checks == {
+        "p95_ms": "pass",
+        "error_rate": "pass",
+        "cache_hit_ratio": "pass",
+        "server_p95_ms": "pass",
+    }
+    assert set(data["environment"]) >= {"python", "perfgate", "cpu_count"}
+
+
+def test_step_summary_is_appended(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = project.path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    project.runpytest("--perfgate", "-k", "fast")
+    text = summary.read_text()
+    assert text.startswith("earlier step\n")
+    assert "fast" in text
+
+
+def test_fixture_gates_scenarios_written_in_code(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_perf="""
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_fast(perfgate):
+            result = await perfgate.endpoint("GET", "/fast", requests=40, concurrency=4,
+                                             budget={"p99_ms": 500})
+            assert result.status == "passed"
+            assert result.metrics["requests"].value == 40
+
+        @pytest.mark.asyncio
+        async def test_broken(perfgate):
+            await perfgate.endpoint("GET", "/broken", requests=10, budget={"error_rate": "5%"})
+        """
+    )
+    result = project.runpytest("--perfgate", "-p", "asyncio", "test_perf.py")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*error_rate 100.0%*> limit 5.0%*"])
+
+
+def test_fixture_rejects_a_bad_budget_clearly(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_perf="""
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_bad(perfgate):
+            await perfgate.endpoint("GET", "/fast", budget={"p95": 100})
+        """
+    )
+    result = project.runpytest("--perfgate", "-p", "asyncio", "test_perf.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*p95: unknown key (did you mean 'p95_ms'?)*"])
+
+
+def test_budgets_option_and_ini(pytester: pytest.Pytester) -> None:
+    # Paths in a budgets file (here the app's module) are relative to the file's directory.
+    (pytester.path / "perf").mkdir()
+    (pytester.path / "perf" / "tinyapp.py").write_text(TINYAPP)
+    (pytester.path / "perf" / "gate.yaml").write_text(BUDGETS)
+    pytester.makeini(
+        "[pytest]\nperfgate_budgets = perf/gate.yaml\n"
+        "asyncio_default_fixture_loop_scope = function\n"
+    )
+    result = pytester.runpytest("--perfgate", "-k", "fast")
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest("--perfgate", "--perfgate-budgets=missing.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*missing.yaml: budgets file not found*"])
+
+
+def test_help_lists_every_option(project: pytest.Pytester) -> None:
+    result = project.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "*perfgate*",
+            "*--perfgate *measure the endpoints and queries*",
+            "*--perfgate-budgets=PATH*",
+            "*--perfgate-report=PATH*",
+            "*--perfgate-json=PATH*",
+            "*--perfgate-warn-only*",
+            "*perfgate_budgets (string)*",
+        ]
+    )
