@@ -131,9 +131,12 @@ class Check:
         """The contract: metric, limit, value, status (plus interval details)."""
         return {
             "metric": self.metric,
-            "limit": self.limit,
+            "limit": _finite(self.limit),
             "value": _finite(self.value.value),
-            "interval": [self.value.low, self.value.high] if self.value.has_interval else None,
+            "interval": [_finite(self.value.low), _finite(self.value.high)]  # type: ignore[arg-type]
+            if self.value.has_interval
+            else None,
+            "confidence": self.value.confidence,
             "unit": self.value.unit,
             "kind": "max" if self.upper else "min",
             "status": self.status,
@@ -149,7 +152,11 @@ class Check:
             metric=str(data["metric"]),
             limit=float(data["limit"]),
             value=Metric(
-                _num(data.get("value")), str(data.get("unit", "")), interval[0], interval[1]
+                _num(data.get("value")),
+                str(data.get("unit", "")),
+                interval[0],
+                interval[1],
+                data.get("confidence"),
             ),
             passed=status in ("pass", "marginal-pass"),
             upper=data.get("kind", "max") == "max",
@@ -200,7 +207,7 @@ class Comparison:
             "baseline": self.baseline.to_json(),
             "current": self.current.to_json(),
             "change": self.change.to_json() if self.change is not None else None,
-            "threshold": self.threshold,
+            "threshold": None if self.threshold is None else _finite(self.threshold),
             "outcome": self.outcome,
             "reason": self.reason,
             "baseline_text": self.baseline_text,

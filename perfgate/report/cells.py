@@ -1,0 +1,194 @@
+"""How results read in a report: verdicts, compact metrics with intervals, changes, counts.
+
+Shared by the terminal and markdown renderers so both say the same thing in the same words.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from perfgate.result import (
+    ERROR,
+    FAILED,
+    IMPROVEMENT,
+    INCONCLUSIVE,
+    PASSED,
+    REGRESSION,
+    WARNED,
+    Check,
+    Comparison,
+    GateReport,
+    Metric,
+    Result,
+    format_value,
+)
+
+PASS, FAIL, MARGINAL, WARN = "PASS", "FAIL", "MARGINAL", "WARN"
+ERROR_VERDICT = "ERROR"
+
+# Known environment keys in the order a reader wants them; anything else follows, sorted.
+ENVIRONMENT_LABELS = {
+    "python": "Python",
+    "perfgate": "perfgate",
+    "platform": "Platform",
+    "cpu_model": "CPU",
+    "cpu_count": "CPU count",
+    "postgres_version": "PostgreSQL",
+    "database": "Database",
+    "planner_settings": "Planner settings",
+    "git_commit": "Commit",
+    "target": "Target",
+}
+
+_SHORT_NAMES = {
+    "execution_ms": "exec",
+    "planning_ms": "planning",
+    "error_rate": "errors",
+    "throughput_rps": "throughput",
+    "cache_hit_ratio": "cache hit",
+    "max_bytes": "max size",
+    "mean_bytes": "mean size",
+    "temp_blocks": "temp blocks",
+}
+_NUMBER_AND_UNIT = re.compile(r"^([+-]?[0-9][0-9,]*(?:\.[0-9]+)?)(.*)$")
+
+
+def verdict(result: Result) -> str:
+    """PASS, FAIL, MARGINAL (passed, but an interval straddles a limit), ERROR or WARN."""
+    if result.status == ERROR:
+        return ERROR_VERDICT
+    if result.status == WARNED:
+        return WARN
+    if result.status == FAILED:
+        return FAIL
+    return MARGINAL if any(c.marginal for c in result.checks) else PASS
+
+
+def short_name(metric: str) -> str:
+    """'p95' for p95_ms, 'exec' for execution_ms: the name a table column can afford."""
+    if metric in _SHORT_NAMES:
+        return _SHORT_NAMES[metric]
+    return metric.removesuffix("_ms").replace("_", " ")
+
+
+def interval_text(metric: Metric, sep: str = "–") -> str:
+    """'171–190' when both ends share the value's unit (it is shown once, on the value)."""
+    if metric.low is None or metric.high is None:
+        return ""
+    if not (math.isfinite(metric.low) and math.isfinite(metric.high)):
+        return ""
+    ends = [format_value(x, metric.unit) for x in (metric.low, metric.high)]
+    units = {_unit_of(text) for text in [*ends, format_value(metric.value, metric.unit)]}
+    if len(units) == 1:
+        unit = units.pop()
+        ends = [text.removesuffix(unit) for text in ends]
+    return sep.join(ends)
+
+
+def _unit_of(text: str) -> str:
+    match = _NUMBER_AND_UNIT.match(text)
+    return match[2] if match else text
+
+
+def compact(metric: Metric | None, with_interval: bool = True) -> str:
+    """'182ms [171–190ms]': the value, then its interval, for a narrow table cell."""
+    if metric is None:
+        return "-"
+    text = format_value(metric.value, metric.unit)
+    interval = interval_text(metric) if with_interval else ""
+    return f"{text} [{interval}]" if interval else text
+
+
+def signed_pct(ratio: float) -> str:
+    """A relative change as '+12.3%' / '-4.0%'."""
+    if not math.isfinite(ratio):
+        return "n/a"
+    pct = ratio * 100
+    digits = 2 if 0 < abs(pct) < 1 else 1
+    return f"{pct:+.{digits}f}%"
+
+
+def change_text(comparison: Comparison) -> str:
+    """'+18.0% [+9.1%, +27.4%]', or '' when the metric is not numeric."""
+    change = comparison.change
+    if change is None:
+        return ""
+    text = signed_pct(change.value)
+    if change.low is not None and change.high is not None:
+        text += f" [{signed_pct(change.low)}, {signed_pct(change.high)}]"
+    return text
+
+
+def threshold_text(comparison: Comparison) -> str:
+    """'10%' — the relative change that would count as a regression."""
+    if comparison.threshold is None or not math.isfinite(comparison.threshold):
+        return ""
+    return f"{abs(comparison.threshold) * 100:g}%"
+
+
+def limit_text(check: Check, ascii_only: bool = False) -> str:
+    """'≤ 250ms' for a maximum, '≥ 90.0%' for a minimum."""
+    ops = ("<=", ">=") if ascii_only else ("≤", "≥")
+    op = ops[0] if check.upper else ops[1]
+    return f"{op} {format_value(check.limit, check.value.unit)}"
+
+
+def check_for(result: Result, metric: str) -> Check | None:
+    """The budget check on this metric, if the item has one."""
+    return next((c for c in result.checks if c.metric == metric), None)
+
+
+def headline_parts(report: GateReport) -> tuple[list[str], list[str]]:
+    """('1 failed', '4 passed') and ('1 regression', '2 inconclusive') for a headline."""
+    counts = report.counts()
+    items = []
+    if counts[FAILED]:
+        items.append(f"{counts[FAILED]} failed")
+    if counts[ERROR]:
+        items.append(_plural(counts[ERROR], "error"))
+    if counts[WARNED]:
+        items.append(f"{counts[WARNED]} over budget (warn-only)")
+    if counts[PASSED] or not items:
+        items.append(f"{counts[PASSED]} passed")
+    outcomes = []
+    if counts[REGRESSION]:
+        outcomes.append(_plural(counts[REGRESSION], "regression"))
+    elif report.baseline is not None and report.baseline.found:
+        outcomes.append("no regressions")
+    if counts[INCONCLUSIVE]:
+        outcomes.append(f"{counts[INCONCLUSIVE]} inconclusive")
+    if counts[IMPROVEMENT]:
+        outcomes.append(_plural(counts[IMPROVEMENT], "improvement"))
+    return items, outcomes
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def short_sha(commit: str | None) -> str:
+    """The first 7 hex digits of a commit, as git shows them."""
+    return (commit or "")[:7]
+
+
+def environment_rows(environment: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) pairs: the known keys in a fixed order, then any others sorted."""
+    keys = [k for k in ENVIRONMENT_LABELS if k in environment]
+    keys += sorted(k for k in environment if k not in ENVIRONMENT_LABELS)
+    return [(ENVIRONMENT_LABELS.get(k, k), _environment_value(environment[k])) for k in keys]
+
+
+def _environment_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def attention(result: Result) -> bool:
+    """Whether a reader must look at this item: not passed, or slower than the baseline."""
+    return result.status != PASSED or any(c.outcome == REGRESSION for c in result.comparisons)

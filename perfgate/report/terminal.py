@@ -1,0 +1,159 @@
+"""The ``perfgate`` section of pytest's terminal summary: one table per kind, then what failed."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from os import PathLike
+
+from perfgate.report.cells import (
+    ERROR_VERDICT,
+    FAIL,
+    MARGINAL,
+    WARN,
+    compact,
+    headline_parts,
+    limit_text,
+    short_name,
+    short_sha,
+    verdict,
+)
+from perfgate.result import REGRESSION, BaselineInfo, Check, GateReport, Result
+
+# (metric, with interval): what each kind's table shows, in column order.
+ENDPOINT_COLUMNS = (("p50_ms", False), ("p95_ms", True), ("p99_ms", True), ("error_rate", False))
+QUERY_COLUMNS = (("execution_ms", True), ("buffers", False), ("rows", False))
+_GAP = "  "
+_MIN_NAME = 12
+_LABEL = len("REGRESSION")
+
+
+def render_terminal(
+    report: GateReport, width: int = 100, written: Sequence[str | PathLike[str]] = ()
+) -> list[str]:
+    """Lines for pytest's ``perfgate`` summary section, each at most ``width`` columns.
+
+    ``written`` lists the report files this run wrote, shown last so they are easy to find.
+    """
+    lines: list[str] = []
+    for kind, columns in (("endpoint", ENDPOINT_COLUMNS), ("query", QUERY_COLUMNS)):
+        results = [r for r in report.results if r.kind == kind]
+        if results:
+            if lines:
+                lines.append("")
+            lines += _table(kind, columns, results, width)
+    if not report.results:
+        lines.append("no endpoints or queries were gated")
+    problems = _problem_lines(report, width)
+    if problems:
+        lines += ["", *problems]
+    lines.append("")
+    if report.baseline is not None:
+        lines += _wrap(_baseline_line(report.baseline), width, "  ")
+    lines += _wrap(headline(report), width, "  ")
+    if written:
+        lines += _wrap("reports: " + ", ".join(str(p) for p in written), width, "  ")
+    return lines
+
+
+def headline(report: GateReport) -> str:
+    """'perfgate: 1 failed, 4 passed · 1 regression · 2 inconclusive'."""
+    items, outcomes = headline_parts(report)
+    return "perfgate: " + " · ".join([", ".join(items), *outcomes])
+
+
+def _table(
+    title: str, columns: tuple[tuple[str, bool], ...], results: list[Result], width: int
+) -> list[str]:
+    # Narrow terminals lose the intervals first, then metric columns from the right, so the
+    # names stay readable.
+    layouts = [(columns, True)] + [(columns[:n], False) for n in range(len(columns), -1, -1)]
+    for shown, with_intervals in layouts:
+        header = [title, *(short_name(m) for m, _ in shown), "budget", "verdict"]
+        rows = [
+            [
+                r.name,
+                *(compact(r.metrics.get(m), iv and with_intervals) for m, iv in shown),
+                _budget(r),
+                verdict(r),
+            ]
+            for r in results
+        ]
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        rest = sum(widths[1:]) + len(_GAP) * (len(widths) - 1)
+        if rest + min(widths[0], _MIN_NAME) <= width:
+            break
+    widths[0] = max(min(widths[0], width - rest), 1)
+    out = [_row(header, widths)]
+    out.append(_row(["-" * w for w in widths], widths))
+    out += [_row(row, widths) for row in rows]
+    return [line.rstrip()[:width] for line in out]
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    name = _truncate(cells[0], widths[0]).ljust(widths[0])
+    # Numbers right-aligned so digits line up; the two text columns at the end left-aligned.
+    middle = [c.rjust(w) for c, w in zip(cells[1:-2], widths[1:-2], strict=True)]
+    tail = [c.ljust(w) for c, w in zip(cells[-2:], widths[-2:], strict=True)]
+    return _GAP.join([name, *middle, *tail])
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _budget(result: Result) -> str:
+    """The check a reader most needs: the first failing, else marginal, else the first."""
+    if not result.checks:
+        return "-"
+    ranked = sorted(result.checks, key=lambda c: (c.passed, not c.marginal))
+    text = _check_text(ranked[0])
+    if len(result.checks) > 1:
+        text += f" (+{len(result.checks) - 1})"
+    return text
+
+
+def _check_text(check: Check) -> str:
+    return f"{short_name(check.metric)} {limit_text(check, ascii_only=True)}"
+
+
+def _problem_lines(report: GateReport, width: int) -> list[str]:
+    lines: list[str] = []
+    for r in report.results:
+        label = verdict(r)
+        if label == ERROR_VERDICT:
+            lines += _problem(label, r.name, r.error or "could not be measured", width)
+            continue
+        if label in (FAIL, WARN):
+            for check in r.failed_checks:
+                lines += _problem(label, r.name, check.explain(), width)
+            for reason in r.details.get("failures", ()):
+                lines += _problem(label, r.name, str(reason), width)
+        elif label == MARGINAL:
+            for check in (c for c in r.checks if c.marginal):
+                lines += _problem(label, r.name, check.explain(), width)
+        for c in r.comparisons:
+            if c.outcome == REGRESSION:
+                lines += _problem("REGRESSION", f"{r.name} {c.metric}", c.reason, width)
+    return lines
+
+
+def _problem(label: str, name: str, text: str, width: int) -> list[str]:
+    return _wrap(f"{label:<{_LABEL}} {name}: {text}", width, " " * (_LABEL + 1))
+
+
+def _baseline_line(baseline: BaselineInfo) -> str:
+    if not baseline.found:
+        searched = len(baseline.searched)
+        what = f"searched {searched} commit{'s' if searched != 1 else ''}"
+        return f"no baseline: {what} ({baseline.how}); budgets only"
+    when = f" {baseline.date[:10]}" if baseline.date else ""
+    sha = short_sha(baseline.commit) or (baseline.source or "file")
+    return f"baseline: {sha}{when}, {baseline.how}"
+
+
+def _wrap(text: str, width: int, indent: str) -> list[str]:
+    # textwrap turns newlines into spaces and keeps runs of spaces, so label padding survives.
+    return textwrap.wrap(text, width=width, subsequent_indent=indent, break_on_hyphens=False) or [
+        ""
+    ]
