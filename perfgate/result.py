@@ -261,6 +261,8 @@ class Result:
         lines = [f"{head} is over budget:"]
         lines += [f"  - {c.explain()}" for c in self.failed_checks]
         lines += [f"  - {reason}" for reason in self.details.get("failures", ())]
+        if self.details.get("error_summary"):
+            lines.append(f"  errors seen: {', '.join(self.details['error_summary'])}")
         lines += [
             f"  - regression in {c.metric}: {c.reason}"
             for c in self.comparisons

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 Scope = dict[str, Any]
@@ -20,6 +21,9 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
                 if os.environ.get("TINYAPP_FAIL_STARTUP"):
                     await send({"type": "lifespan.startup.failed", "message": "boom at startup"})
                     return
+                pidfile = os.environ.get("TINYAPP_PIDFILE")
+                if pidfile:
+                    Path(pidfile).write_text(str(os.getpid()))  # noqa: ASYNC240
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
