@@ -110,20 +110,17 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"perfgate: {exc}") from None
     config.stash[CONFIG] = loaded
     config.stash[GATE] = Gate(loaded)
-    if _is_xdist_controller(config) and int(getattr(config.option, "numprocesses", 0) or 0) > 1:
-        warnings.warn(
+    workers = getattr(config.option, "numprocesses", None)
+    if not hasattr(config, "workerinput") and workers not in (None, 0, "0"):
+        config.issue_config_time_warning(
             pytest.PytestWarning(
                 "perfgate: timings under pytest-xdist are noisy because workers share the CPU; "
                 "perfgate marks its items xdist_group('perfgate') so `--dist loadgroup` keeps them "
                 "on one worker, or run them without -n"
             ),
-            stacklevel=1,
+            stacklevel=2,
         )
     _add_budgets_to_args(config, settings)
-
-
-def _is_xdist_controller(config: pytest.Config) -> bool:
-    return not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist")
 
 
 def _add_budgets_to_args(config: pytest.Config, settings: Settings) -> None:
