@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +14,11 @@ import pytest
 
 from perfgate import __version__
 from perfgate.budgets import load_config
-from perfgate.config import Config, Endpoint, Query
+from perfgate.config import Config, Endpoint, Query, RegressionPolicy
 from perfgate.exceptions import ConfigError, PerfgateError
 from perfgate.fixture import PerfgateFixture
 from perfgate.gate import Gate, now_iso
+from perfgate.regression import BaselineSession, commit_of
 from perfgate.report import (
     append_step_summary,
     render_markdown,
@@ -33,6 +35,8 @@ GATE = pytest.StashKey[Gate]()
 RESULTS = pytest.StashKey[list[Result]]()
 REPORT = pytest.StashKey[GateReport]()
 WRITTEN = pytest.StashKey[list[str]]()
+NOTES = pytest.StashKey[list[str]]()  # baseline saved / not found / unreadable, for the summary
+BASELINE = pytest.StashKey[BaselineSession]()
 HOW_TO_RUN = "perfgate measurements run only with --perfgate (e.g. `pytest --perfgate`)"
 
 
@@ -69,6 +73,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="report breaches and regressions but never fail the run",
     )
+    group.addoption(
+        "--perfgate-save",
+        action="store_true",
+        default=False,
+        help="record the results as the baseline of HEAD in the baseline store",
+    )
+    group.addoption(
+        "--perfgate-push",
+        action="store_true",
+        default=False,
+        help="after --perfgate-save, push the git baseline store to its remote (origin)",
+    )
+    group.addoption(
+        "--perfgate-compare",
+        metavar="REF|FILE",
+        nargs="?",
+        const="auto",
+        default=None,
+        help="compare with a baseline: alone, the merge-base's (automatic); =REF a commit's; "
+        "=FILE.json a saved results file. Write =VALUE (a bare word after it is taken as REF)",
+    )
+    group.addoption(
+        "--perfgate-store",
+        metavar="SPEC",
+        default=None,
+        help="baseline store: git (default: branch perfgate-baselines), git:REF or dir:PATH "
+        "(ini: perfgate_store)",
+    )
+    parser.addini(
+        "perfgate_store", "perfgate baseline store: git, git:REF or dir:PATH", default="git"
+    )
     parser.addini(
         "perfgate_budgets", "perfgate budgets file, relative to the rootdir", default="budgets.yaml"
     )
@@ -91,7 +126,23 @@ def _settings(config: pytest.Config) -> Settings:
         json=path("--perfgate-json"),
         warn_only=bool(config.getoption("--perfgate-warn-only")),
         explicit_budgets=bool(option),
+        save=bool(config.getoption("--perfgate-save")),
+        push=bool(config.getoption("--perfgate-push")),
+        compare=_compare_option(config.getoption("--perfgate-compare")),
+        store=str(config.getoption("--perfgate-store") or config.getini("perfgate_store")),
     )
+
+
+def _compare_option(value: str | None) -> str | None:
+    """Catch the classic slip: ``--perfgate-compare budgets.yaml`` swallowing a path."""
+    if value is None or value == "auto" or value.endswith(".json"):
+        return value
+    if value.endswith((".yaml", ".yml", ".py")) or Path(value).is_dir():
+        raise pytest.UsageError(
+            f"perfgate: --perfgate-compare took {value!r} as the baseline to compare with; "
+            f"write --perfgate-compare=auto (or =REF) before the paths to run"
+        )
+    return value
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -102,6 +153,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS] = settings
     config.stash[RESULTS] = []
     config.stash[WRITTEN] = []
+    config.stash[NOTES] = []
     if not settings.enabled:
         return
     try:
@@ -110,6 +162,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"perfgate: {exc}") from None
     config.stash[CONFIG] = loaded
     config.stash[GATE] = Gate(loaded)
+    if settings.compare is not None or settings.save:
+        config.stash[BASELINE] = BaselineSession(
+            root=config.rootpath,
+            store_spec=settings.store,
+            compare=settings.compare,
+            env=os.environ,
+        )
     workers = getattr(config.option, "numprocesses", None)
     if not hasattr(config, "workerinput") and workers not in (None, 0, "0"):
         config.issue_config_time_warning(
@@ -166,10 +225,23 @@ class GateItem(pytest.Item):
     def measure(self, gate: Gate, source: str) -> Result:
         raise NotImplementedError
 
+    @property
+    def policy(self) -> RegressionPolicy:
+        raise NotImplementedError
+
     def runtest(self) -> None:
         gate = self.config.stash[GATE]
         source = f"{self.config.stash[SETTINGS].item_prefix}:{self.line}" if self.line else None
-        result = self.measure(gate, source or self.nodeid)
+        where = source or self.nodeid
+        result = self.measure(gate, where)
+        baseline = self.config.stash.get(BASELINE, None)
+        if baseline is not None and baseline.compare is not None:
+            result = baseline.judge(
+                result,
+                self.policy,
+                lambda: self.measure(gate, where),
+                gate.environment(),
+            )
         record(self.config, result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -192,6 +264,10 @@ class EndpointItem(GateItem):
     def measure(self, gate: Gate, source: str) -> Result:
         return gate.run_endpoint(self.endpoint, source)
 
+    @property
+    def policy(self) -> RegressionPolicy:
+        return self.endpoint.regression
+
 
 class QueryItem(GateItem):
     """One query of the budgets file."""
@@ -203,6 +279,10 @@ class QueryItem(GateItem):
 
     def measure(self, gate: Gate, source: str) -> Result:
         return gate.run_query(self.query, source)
+
+    @property
+    def policy(self) -> RegressionPolicy:
+        return self.query.regression
 
 
 def record(config: pytest.Config, result: Result) -> Result:
@@ -263,16 +343,37 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if not results and not config.stash.get(CONFIG, None):
         return
+    environment = environment or config.stash.get(WORKER_ENV, {})
+    baseline = config.stash.get(BASELINE, None)
+    commit = commit_of(config.rootpath)
+    if commit:
+        environment = {**environment, "git_commit": commit}
     report = GateReport(
         results=tuple(results),
-        environment=environment or config.stash.get(WORKER_ENV, {}),
+        environment=environment,
         created_at=now_iso(),
         perfgate_version=__version__,
         budgets_file=str(settings.budgets.name),
         warn_only=settings.warn_only,
+        baseline=baseline.info if baseline is not None else None,
     )
     config.stash[REPORT] = report
     _write_reports(config, settings, report)
+    if baseline is not None:
+        _save_baseline(config, settings, baseline, report)
+        for problem in baseline.problems:
+            config.stash[NOTES].append(problem)
+
+
+def _save_baseline(
+    config: pytest.Config, settings: Settings, baseline: BaselineSession, report: GateReport
+) -> None:
+    if not settings.save:
+        return
+    try:
+        config.stash[NOTES].append(baseline.save(report, publish=settings.push))
+    except PerfgateError as exc:
+        config.stash[NOTES].append(f"baseline not saved: {exc}")
 
 
 WORKER_ENV = pytest.StashKey[dict[str, Any]]()
@@ -322,3 +423,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("perfgate")
     for line in lines:
         terminalreporter.write_line(line)
+    for note in config.stash[NOTES]:
+        terminalreporter.write_line(f"perfgate: {note}")

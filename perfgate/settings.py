@@ -16,6 +16,10 @@ class Settings:
     json: Path | None = None
     warn_only: bool = False
     explicit_budgets: bool = False  # given with --perfgate-budgets rather than the default
+    save: bool = False  # record this run as HEAD's baseline
+    push: bool = False  # publish the baseline store's ref to the remote after saving
+    compare: str | None = None  # None: no comparison; "auto", a git ref, or a JSON file
+    store: str = "git"  # "git", "git:REF" or "dir:PATH"
 
     @property
     def item_prefix(self) -> str:

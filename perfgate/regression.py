@@ -1,0 +1,117 @@
+"""The baseline side of a run: find it once, judge each result against it, save the new one.
+
+Budgets gate on their own; this adds "regression / improvement / unchanged / inconclusive" per
+metric. An inconclusive timing comparison is measured again (samples pooled) up to the policy's
+``max_rounds`` before it is reported. Nothing here fails a run on its own when the baseline is
+missing or unreadable: that is reported, and the budgets still gate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfgate.baseline import BaselineRecord, BaselineStore, GitRefStore, find_baseline, head_commit
+from perfgate.baseline import open_store as _open_store
+from perfgate.baseline.gitcmd import has_remote, open_repo
+from perfgate.compare import compare_results, environment_differences, needs_more, overall, pool
+from perfgate.config import RegressionPolicy
+from perfgate.exceptions import BaselineError
+from perfgate.result import ERROR, FAILED, REGRESSION, BaselineInfo, GateReport, Result
+
+
+@dataclass(slots=True)
+class BaselineSession:
+    """Baseline lookup and saving for one run; the lookup happens on first use."""
+
+    root: Path
+    store_spec: str = "git"
+    compare: str | None = None  # None: do not compare; "auto", a ref, or a path to a JSON file
+    env: Mapping[str, str] = field(default_factory=dict)
+    _store: BaselineStore | None = None
+    _loaded: bool = False
+    record: BaselineRecord | None = None
+    info: BaselineInfo | None = None
+    problems: list[str] = field(default_factory=list)  # shown in the report and as warnings
+
+    def store(self) -> BaselineStore:
+        """The configured store (opened once)."""
+        if self._store is None:
+            self._store = _open_store(self.store_spec, self.root)
+        return self._store
+
+    def load(self) -> None:
+        """Find the baseline: a missing one is noted in ``info``, a broken one in ``problems``."""
+        if self._loaded or self.compare is None:
+            return
+        self._loaded = True
+        try:
+            self.record, self.info = find_baseline(self.root, self.store(), self.compare, self.env)
+        except BaselineError as exc:
+            self.problems.append(f"baseline not used: {exc}")
+            self.info = BaselineInfo(
+                commit=None, date=None, how=f"unreadable: {exc}", found=False, source=None
+            )
+            return
+        if self.record is not None and self.record.dirty and self.info is not None:
+            self.info = dataclasses.replace(
+                self.info, how=self.info.how + " (measured on a work tree with uncommitted changes)"
+            )
+
+    def judge(
+        self,
+        result: Result,
+        policy: RegressionPolicy,
+        remeasure: Callable[[], Result],
+        environment: Mapping[str, Any],
+    ) -> Result:
+        """Compare with the baseline's result of the same name, measuring again while unclear."""
+        self.load()
+        if self.record is None or result.status == ERROR:
+            return result
+        base = self.record.result(result.kind, result.name)
+        if base is None:
+            return result
+        reasons = environment_differences(self.record.environment, environment)
+        comparisons = compare_results(base, result, policy, env_reasons=reasons)
+        rounds = 1
+        while needs_more(comparisons) and rounds < policy.max_rounds:
+            more = remeasure()
+            if more.status == ERROR:
+                break
+            result = pool(result, more)
+            rounds += 1
+            comparisons = compare_results(base, result, policy, env_reasons=reasons, seed=rounds)
+        details = {**result.details, "baseline_rounds": rounds}
+        status = result.status
+        if overall(comparisons, policy) == REGRESSION and status != ERROR:
+            status = FAILED
+        return dataclasses.replace(result, comparisons=comparisons, details=details, status=status)
+
+    def save(self, report: GateReport, *, publish: bool) -> str:
+        """Record the run for HEAD (labelled dirty if the work tree has changes); push if asked."""
+        sha, date, dirty = head_commit(self.root)
+        record = BaselineRecord.from_report(report, sha, date, dirty)
+        where = self.store().write(record)
+        message = f"baseline for {sha[:10]} saved to {where}"
+        if dirty:
+            message += " (labelled dirty: the work tree had uncommitted changes)"
+        store = self.store()
+        if publish and isinstance(store, GitRefStore):
+            repo = open_repo(self.root)
+            if has_remote(repo, store.remote):
+                message += f"; pushed to {store.remote}: {store.push()[:10]}"
+            else:
+                message += f"; not pushed: no remote named {store.remote!r}"
+        return message
+
+
+def commit_of(root: Path) -> str | None:
+    """HEAD's sha when ``root`` is in a git repository, for the report's environment."""
+    try:
+        return head_commit(root)[0]
+    except BaselineError:
+        return None
