@@ -1,15 +1,48 @@
-"""The ``perfgate`` command: helpers for CI steps around the pytest plugin."""
+"""The ``perfgate`` command: helpers for CI steps around the pytest plugin.
+
+Every command but check-budgets reads the JSON file that ``pytest --perfgate-json`` wrote.
+In a workflow that file may come from an untrusted pull request, so nothing from it is echoed
+to the log unescaped, and the comment is rendered from the data, never copied from markdown.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from perfgate import __version__
+from perfgate.annotate import render_annotations
 from perfgate.budgets import load_config
-from perfgate.exceptions import ConfigError
+from perfgate.exceptions import ConfigError, PerfgateError
+from perfgate.github import (
+    DEFAULT_API_URL,
+    GitHubClient,
+    check_repo,
+    comment_body,
+    run_url,
+    safe_url,
+    upsert_comment,
+)
+from perfgate.notify import (
+    EmailNotifier,
+    Notifier,
+    NotifyError,
+    SlackWebhook,
+    SmtpSettings,
+    build_alert,
+    skip_reason,
+)
+from perfgate.report import append_step_summary, read_json, render_markdown
+from perfgate.result import GateReport
+
+MAX_RESULTS_BYTES = 128 * 1024 * 1024  # a results file from a PR artifact is untrusted input
+FORMATS = ("markdown", "github", "json")
 
 
 def _check_budgets(args: argparse.Namespace) -> int:
@@ -28,6 +61,134 @@ def _check_budgets(args: argparse.Namespace) -> int:
     return status
 
 
+def load_report(path: Path) -> GateReport:
+    """Read a results file, refusing one too large to be perfgate's."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0  # read_json says why it cannot be read
+    if size > MAX_RESULTS_BYTES:
+        raise PerfgateError(
+            f"{path}: {size:,} bytes is too large for a perfgate results file "
+            f"(limit {MAX_RESULTS_BYTES:,})"
+        )
+    return read_json(path)
+
+
+def normalised_json(report: GateReport) -> str:
+    """The report as perfgate writes it today: known fields only, NaN as null."""
+    return json.dumps(_finite(report.to_json()), indent=2, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _report(args: argparse.Namespace) -> int:
+    report = load_report(Path(args.results))
+    if args.format == "json":
+        text = normalised_json(report)
+    elif args.format == "markdown":
+        text = render_markdown(report)
+    else:  # github: annotations on stdout, the markdown into the job summary
+        text = render_annotations(report)
+        markdown = render_markdown(report)
+        if append_step_summary(markdown, os.environ) is None:
+            text += markdown
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    sys.stdout.write(render_annotations(load_report(Path(args.results))))
+    return 0
+
+
+def _comment(args: argparse.Namespace) -> int:
+    report = load_report(Path(args.results))
+    link = safe_url(args.run_url) if args.run_url else run_url(os.environ)
+    body = comment_body(report, key=args.key, link=link)
+    if args.dry_run:
+        sys.stdout.write(body)
+        return 0
+    repo = check_repo(args.repo or os.environ.get("GITHUB_REPOSITORY", ""))
+    if args.pr is None or args.pr <= 0:
+        raise PerfgateError("--pr: give the pull request number (a positive integer)")
+    token = os.environ.get("GITHUB_TOKEN", "").strip()
+    if not token:
+        raise PerfgateError(
+            "GITHUB_TOKEN is not set; in a workflow step add "
+            "`env: {GITHUB_TOKEN: ${{ github.token }}}`"
+        )
+    api_url = args.api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL
+    with GitHubClient(token, api_url, max_wait=args.max_wait) as client:
+        if args.head_sha:
+            head = client.head_sha(repo, args.pr)
+            if head.lower() != args.head_sha.lower():
+                # A newer push (its own run will comment) or an artifact naming another PR.
+                print(
+                    f"perfgate comment: skipped: {repo}#{args.pr} is at "
+                    f"{head[:12] or 'an unknown commit'}, not at {args.head_sha[:12]}: it was "
+                    "pushed to since, or the results name another pull request",
+                    file=sys.stderr,
+                )
+                return 0
+        action, comment = upsert_comment(
+            client, repo, args.pr, body, key=args.key, author=args.author
+        )
+    print(f"perfgate comment: {action} {comment.url or f'comment {comment.id}'}")
+    return 0
+
+
+def _notify(args: argparse.Namespace) -> int:
+    env: Mapping[str, str] = os.environ
+    try:
+        report = load_report(Path(args.results))
+    except PerfgateError as e:  # e.g. the gate crashed before writing it: still never block
+        print(f"perfgate notify: warning: nothing sent: {e}", file=sys.stderr)
+        return 1 if args.strict else 0
+    webhook = args.slack_webhook or env.get("PERFGATE_SLACK_WEBHOOK", "")
+    if not webhook and not args.email:
+        print("perfgate notify: no --slack-webhook or --email given; nothing sent", file=sys.stderr)
+        return 0
+    branch = None if args.any_branch else args.default_branch
+    reason = skip_reason(report, env, only_on_failure=args.only_on_failure, default_branch=branch)
+    if reason:
+        print(f"perfgate notify: nothing sent: {reason}", file=sys.stderr)
+        return 0
+    link = safe_url(args.run_url) if args.run_url else run_url(env)
+    alert = build_alert(report, env, link)
+    notifiers: list[Notifier] = []
+    failures = 0
+    if webhook:
+        notifiers.append(SlackWebhook(webhook))
+    if args.email:
+        try:
+            settings = SmtpSettings.from_env(env, starttls=args.smtp_starttls)
+            notifiers.append(EmailNotifier(settings, tuple(args.email)))
+        except NotifyError as e:
+            print(f"perfgate notify: warning: email not sent: {e}", file=sys.stderr)
+            failures += 1
+    for notifier in notifiers:
+        try:
+            notifier.send(alert)
+        except NotifyError as e:
+            print(f"perfgate notify: warning: {notifier.describe()}: {e}", file=sys.stderr)
+            failures += 1
+        else:
+            print(f"perfgate notify: sent to {notifier.describe()}")
+    return 1 if failures and args.strict else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so the help text can be tested)."""
     parser = argparse.ArgumentParser(
@@ -42,17 +203,124 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("files", nargs="+", metavar="FILE", help="budgets.yaml files to check")
     check.set_defaults(func=_check_budgets)
+    _add_report(sub)
+    _add_annotate(sub)
+    _add_comment(sub)
+    _add_notify(sub)
     return parser
+
+
+def _results_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", metavar="RESULTS", help="results JSON from --perfgate-json")
+
+
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser("report", help="re-render a results file as markdown, GitHub or JSON")
+    _results_arg(p)
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="markdown",
+        help="markdown (default); github: workflow annotations on stdout and the markdown "
+        "appended to $GITHUB_STEP_SUMMARY (printed when it is unset); json: normalised JSON",
+    )
+    p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
+    p.set_defaults(func=_report)
+
+
+def _add_annotate(sub: Any) -> None:
+    p = sub.add_parser(
+        "annotate",
+        help="print GitHub workflow commands (::error/::warning) at the budgets.yaml lines",
+    )
+    _results_arg(p)
+    p.set_defaults(func=_annotate)
+
+
+def _add_comment(sub: Any) -> None:
+    p = sub.add_parser(
+        "comment",
+        help="create or update the pull request comment (token from GITHUB_TOKEN)",
+        description="Create perfgate's comment on a pull request, or update it in place: it is "
+        "found by a hidden marker, so each pull request has one (per --key).",
+    )
+    _results_arg(p)
+    p.add_argument("--repo", metavar="OWNER/NAME", help="default: $GITHUB_REPOSITORY")
+    p.add_argument("--pr", type=int, metavar="N", help="pull request number")
+    p.add_argument("--key", help="tell several gates' comments on one pull request apart")
+    p.add_argument(
+        "--head-sha",
+        metavar="SHA",
+        help="refuse to comment unless the pull request's head is this commit (pass "
+        "github.event.workflow_run.head_sha when the PR number comes from an artifact)",
+    )
+    p.add_argument("--author", metavar="LOGIN", help="only update a comment by this user")
+    p.add_argument("--run-url", metavar="URL", help="link for the full report (default: this run)")
+    p.add_argument("--api-url", metavar="URL", help="default: $GITHUB_API_URL or api.github.com")
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="longest wait for a rate limit to reset before giving up (default: 60)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the comment body; post nothing")
+    p.set_defaults(func=_comment)
+
+
+def _add_notify(sub: Any) -> None:
+    p = sub.add_parser(
+        "notify",
+        help="alert Slack or email when the gate failed on the default branch (never fails)",
+    )
+    _results_arg(p)
+    p.add_argument(
+        "--slack-webhook", metavar="URL", help="incoming webhook (default: $PERFGATE_SLACK_WEBHOOK)"
+    )
+    p.add_argument(
+        "--email",
+        action="append",
+        metavar="TO",
+        help="recipient (repeatable); SMTP from $PERFGATE_SMTP_HOST/PORT/USER/PASSWORD/FROM",
+    )
+    p.add_argument(
+        "--smtp-starttls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="upgrade the SMTP connection with STARTTLS (default: $PERFGATE_SMTP_STARTTLS)",
+    )
+    p.add_argument(
+        "--only-on-failure",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send only when the gate failed (default: on)",
+    )
+    p.add_argument(
+        "--default-branch",
+        default=os.environ.get("PERFGATE_DEFAULT_BRANCH") or "main",
+        metavar="NAME",
+        help="send only when GITHUB_REF is refs/heads/NAME (default: $PERFGATE_DEFAULT_BRANCH "
+        "or main)",
+    )
+    p.add_argument("--any-branch", action="store_true", help="send on any branch")
+    p.add_argument("--run-url", metavar="URL", help="link in the alert (default: this run)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when an alert is not delivered")
+    p.set_defaults(func=_notify)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
         parser.print_help()
         return 2
-    return int(args.func(args))
+    try:
+        return int(func(args))
+    except PerfgateError as exc:
+        print(f"perfgate {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
