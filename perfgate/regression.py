@@ -19,7 +19,8 @@ from perfgate.baseline import open_store as _open_store
 from perfgate.baseline.gitcmd import has_remote, open_repo
 from perfgate.compare import compare_results, environment_differences, needs_more, overall, pool
 from perfgate.config import RegressionPolicy
-from perfgate.exceptions import BaselineError
+from perfgate.exceptions import BaselineError, PlanError
+from perfgate.plan import Plan, diff_plans
 from perfgate.result import ERROR, FAILED, REGRESSION, BaselineInfo, GateReport, Result
 
 
@@ -86,6 +87,10 @@ class BaselineSession:
             rounds += 1
             comparisons = compare_results(base, result, policy, env_reasons=reasons, seed=rounds)
         details = {**result.details, "baseline_rounds": rounds}
+        if result.kind == "query":
+            diff = plan_diff(base.details, result.details)
+            if diff:
+                details["plan_diff"] = diff
         status = result.status
         if overall(comparisons, policy) == REGRESSION and status != ERROR:
             status = FAILED
@@ -107,6 +112,30 @@ class BaselineSession:
             else:
                 message += f"; not pushed: no remote named {store.remote!r}"
         return message
+
+
+def plan_diff(base: Mapping[str, Any], current: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The plan nodes that changed since the baseline, for the report's side-by-side."""
+    if not isinstance(base.get("nodes"), list) or not isinstance(current.get("nodes"), list):
+        return []
+    try:
+        old = Plan.from_json({"schema": 1, "nodes": base["nodes"]})
+        new = Plan.from_json({"schema": 1, "nodes": current["nodes"]})
+    except PlanError:
+        return []
+    return [
+        {
+            "path": c.new_path or c.old_path,
+            "change": c.kind,
+            "old": c.old_label,
+            "new": c.new_label,
+            "old_rows": c.old_rows,
+            "new_rows": c.new_rows,
+            "old_buffers": c.old_buffers,
+            "new_buffers": c.new_buffers,
+        }
+        for c in diff_plans(old, new)
+    ]
 
 
 def commit_of(root: Path) -> str | None:

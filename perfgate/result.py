@@ -258,7 +258,8 @@ class Result:
         head = f"perfgate: {self.kind} {self.name!r} ({self.description})"
         if self.error:
             return f"{head} could not be measured: {self.error}"
-        lines = [f"{head} is over budget:"]
+        over = self.failed_checks or self.details.get("failures")
+        lines = [f"{head} {'is over budget' if over else 'regressed against the baseline'}:"]
         lines += [f"  - {c.explain()}" for c in self.failed_checks]
         lines += [f"  - {reason}" for reason in self.details.get("failures", ())]
         if self.details.get("error_summary"):

@@ -155,3 +155,51 @@ def test_a_corrupt_baseline_is_named_and_budgets_still_gate(repo: pytest.Pyteste
     result = repo.runpytest("--perfgate", "--perfgate-compare=HEAD")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*p99_ms * > limit 1.0ms*", f"*baseline not used*{sha[:7]}*"])
+
+
+QUERY_BUDGETS = """
+version: 1
+database: {{dsn: "{dsn}", setup: [{setup}]}}
+defaults: {{runs: 5}}
+queries:
+  by-wedding:
+    sql: SELECT id, name FROM guests WHERE wedding_id = $1
+    params: [42]
+"""
+SCHEMA = """
+CREATE TABLE guests (id int PRIMARY KEY, wedding_id int NOT NULL, name text NOT NULL);
+INSERT INTO guests SELECT g, g % 500, 'guest ' || g FROM generate_series(1, 20000) g;
+CREATE INDEX guests_wedding_idx ON guests (wedding_id);
+"""
+
+
+def test_a_dropped_index_is_a_plan_regression_with_buffers_before_and_after(
+    repo: pytest.Pytester, pg_server_dsn: str
+) -> None:
+    path = repo.path
+    (path / "schema.sql").write_text(SCHEMA)
+    (path / "budgets.yaml").write_text(QUERY_BUDGETS.format(dsn=pg_server_dsn, setup="schema.sql"))
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "queries")
+    repo.runpytest("--perfgate", "--perfgate-save").assert_outcomes(passed=1)
+
+    git(path, "checkout", "-q", "-b", "drop-index")
+    (path / "migration.sql").write_text("DROP INDEX guests_wedding_idx;")
+    (path / "budgets.yaml").write_text(
+        QUERY_BUDGETS.format(dsn=pg_server_dsn, setup="schema.sql, migration.sql")
+    )
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "drop the index")
+    result = repo.runpytest("--perfgate", "--perfgate-compare", "--perfgate-report=r.md")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*query 'by-wedding'*regressed against the baseline:*",
+            "*regression in buffers: buffers 42 -> 128*",
+            "*regression in coarse_fingerprint*guests: Bitmap Heap Scan using guests_wedding_idx"
+            " -> Seq Scan*",
+        ]
+    )
+    report = (path / "r.md").read_text()
+    assert "Seq Scan on guests" in report
+    assert "guests&#95;wedding&#95;idx" in report or "guests_wedding_idx" in report
