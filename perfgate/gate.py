@@ -97,9 +97,10 @@ class Gate:
             for key, value in env.items():
                 self._saved_env.setdefault(key, os.environ.get(key))
                 os.environ[key] = value
-            self._app = load_app(target.value, self.config.root)
+            app = load_app(target.value, self.config.root)
             self._lifespan = contextlib.AsyncExitStack()
-            self.loop.run(self._lifespan.enter_async_context(asgi_lifespan(self._app)))
+            # The yielded app carries the lifespan's startup state into every request.
+            self._app = self.loop.run(self._lifespan.enter_async_context(asgi_lifespan(app)))
             self._base_url = APP_BASE_URL
         else:
             self._base_url = target.value.rstrip("/")

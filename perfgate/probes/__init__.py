@@ -1,0 +1,1 @@
+"""The probes: what perfgate measures (HTTP endpoints, PostgreSQL plans)."""

@@ -1,0 +1,380 @@
+"""The system under test: a command perfgate starts and stops, or an ASGI app run in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import contextlib
+import difflib
+import http.client
+import importlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping, MutableMapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from perfgate.exceptions import TargetError
+from perfgate.probes.transport import ASGIApp
+
+__all__ = [
+    "CommandTarget",
+    "asgi_lifespan",
+    "free_port",
+    "load_app",
+    "process_group_alive",
+    "start_command",
+]
+
+_OUTPUT_LINES = 200  # kept for error messages
+_SHOWN_LINES = 40  # of those, put in a TargetError message
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class CommandTarget:
+    """A server started from a shell-like command line, in its own process group.
+
+    ``start()`` / ``stop()`` for synchronous callers (or ``with``), ``async with`` for async
+    ones. ``{port}`` in the command and in ``env`` values becomes the port (also exported as
+    ``PORT``); ``env`` is added to this process's environment. ``stop()`` is idempotent and
+    always leaves no process of the group behind.
+    """
+
+    def __init__(
+        self,
+        command: str,
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        ready_path: str,
+        ready_timeout_s: float,
+        port: int | None = None,
+        stop_grace_s: float = 5.0,
+    ) -> None:
+        self.port = port if port is not None else free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.command = command.replace("{port}", str(self.port))
+        self._argv = shlex.split(self.command)
+        self._env = {key: value.replace("{port}", str(self.port)) for key, value in env.items()}
+        self._cwd = cwd
+        self._ready_path = ready_path if ready_path.startswith("/") else f"/{ready_path}"
+        self._ready_timeout_s = ready_timeout_s
+        self._stop_grace_s = stop_grace_s
+        self._process: subprocess.Popen[bytes] | None = None
+        self._output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
+        self._reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id (also its process group id), or None before start."""
+        return self._process.pid if self._process is not None else None
+
+    def output(self) -> str:
+        """The last lines the command wrote to stdout and stderr."""
+        return "\n".join(self._output)
+
+    def start(self) -> None:
+        """Start the command and wait until ``GET ready_path`` answers 2xx."""
+        self._launch()
+        try:
+            deadline = time.monotonic() + self._ready_timeout_s
+            delay = 0.02
+            while True:
+                ready, last = self._check()
+                if ready:
+                    return
+                if time.monotonic() >= deadline:
+                    self._fail(f"not ready after {self._ready_timeout_s:g}s (last: {last})")
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL it after the grace period, reap the process."""
+        process = self._process
+        if process is None:
+            return
+        atexit.unregister(self.stop)
+        deadline = time.monotonic() + self._stop_grace_s
+        _signal_group(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=self._stop_grace_s)
+        # Children may outlive the leader: give them the rest of the grace, then SIGKILL.
+        _wait_group_gone(process.pid, deadline)
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+        _wait_group_gone(process.pid, time.monotonic() + 2.0)
+        if self._reader is not None:
+            self._reader.join(timeout=1.0)
+        self._process = None
+
+    def __enter__(self) -> CommandTarget:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> CommandTarget:
+        self._launch()
+        try:
+            deadline = time.monotonic() + self._ready_timeout_s
+            delay = 0.02
+            while True:
+                ready, last = await asyncio.to_thread(self._check)
+                if ready:
+                    return self
+                if time.monotonic() >= deadline:
+                    self._fail(f"not ready after {self._ready_timeout_s:g}s (last: {last})")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.25)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _launch(self) -> None:
+        if self._process is not None:
+            raise TargetError(f"target already started: {self.command}")
+        try:
+            process = subprocess.Popen(
+                self._argv,
+                cwd=self._cwd,
+                env={**os.environ, "PORT": str(self.port), **self._env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so stop() reaches its children
+            )
+        except OSError as exc:
+            raise TargetError(f"cannot start target command {self.command!r}: {exc}") from exc
+        self._process = process
+        atexit.register(self.stop)
+        assert process.stdout is not None
+        self._reader = threading.Thread(
+            target=_collect, args=(process.stdout, self._output), daemon=True
+        )
+        self._reader.start()
+
+    def _check(self) -> tuple[bool, str]:
+        """One readiness probe; raises TargetError when the process has already exited."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            code = None if process is None else process.returncode
+            if self._reader is not None:
+                self._reader.join(timeout=1.0)  # so the output is complete in the message
+            self._fail(f"exited with code {code} before it was ready")
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
+        try:
+            connection.request("GET", self._ready_path)
+            status = connection.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        finally:
+            connection.close()
+        return 200 <= status < 300, f"HTTP {status} from GET {self._ready_path}"
+
+    def _fail(self, what: str) -> None:
+        lines = list(self._output)[-_SHOWN_LINES:]
+        shown = "\n".join(f"  | {line}" for line in lines) if lines else "  (no output)"
+        raise TargetError(f"target command {what}: {self.command}\nlast output:\n{shown}")
+
+
+def _collect(stream: IO[bytes], lines: collections.deque[str]) -> None:
+    # Runs until every holder of the pipe is gone; the stream is closed here, not in stop().
+    with stream, contextlib.suppress(OSError, ValueError):
+        for raw in stream:
+            lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies waiting to be reaped don't count)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it exited while we looked
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _wait_group_gone(pgid: int, deadline: float) -> None:
+    # Orphaned zombies are reaped by init, which in a container may never happen: ignore them.
+    while process_group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def start_command(
+    command: str,
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    ready_path: str,
+    ready_timeout_s: float,
+    port: int | None = None,
+) -> CommandTarget:
+    """A ``CommandTarget``; use it as ``async with`` / ``with`` or call ``start()``/``stop()``."""
+    return CommandTarget(
+        command,
+        env=env,
+        cwd=cwd,
+        ready_path=ready_path,
+        ready_timeout_s=ready_timeout_s,
+        port=port,
+    )
+
+
+@contextlib.asynccontextmanager
+async def asgi_lifespan(app: ASGIApp, *, timeout_s: float = 30.0) -> AsyncIterator[ASGIApp]:
+    """Run the ASGI lifespan protocol around the block; yield the app to send requests to.
+
+    The yielded app hands each request a copy of the lifespan state, as servers do. An app
+    that does not speak lifespan (it raises or returns before taking the startup message) is
+    used as is; one that fails startup raises TargetError.
+    """
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
+    replies: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
+    state: dict[str, Any] = {}
+    received = 0
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal received
+        received += 1
+        return await inbox.get()
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        await replies.put(message)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": state}
+
+    async def run() -> None:
+        await app(scope, receive, send)
+
+    task = loop.create_task(run())
+
+    async def step(event: str) -> bool:
+        """Send ``lifespan.<event>``: True once completed, False if the app has no lifespan."""
+        await inbox.put({"type": f"lifespan.{event}"})
+        reply = loop.create_task(replies.get())
+        try:
+            done, _ = await asyncio.wait(
+                {reply, task}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        except BaseException:
+            reply.cancel()
+            raise
+        if reply in done:
+            message = reply.result()
+            if message["type"] == f"lifespan.{event}.complete":
+                return True
+            raise TargetError(f"ASGI app {event} failed: {message.get('message', '')}".rstrip())
+        reply.cancel()
+        if not done:
+            raise TargetError(f"ASGI app did not complete {event} within {timeout_s:g}s")
+        error = task.exception()
+        if error is None or (event == "startup" and received == 0):
+            return False  # no lifespan support: it returned, or raised before reading the event
+        raise TargetError(f"ASGI app {event} failed: {type(error).__name__}: {error}")
+
+    try:
+        supported = await step("startup")
+    except BaseException:
+        await _cancel(task)
+        raise
+
+    async def served(request_scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if supported and request_scope["type"] in ("http", "websocket"):
+            request_scope = {**request_scope, "state": dict(state)}
+        await app(request_scope, receive, send)
+
+    failed = False
+    try:
+        yield served
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        try:
+            if supported and not task.done():
+                await step("shutdown")
+        except TargetError:
+            if not failed:
+                raise  # a failure in the block matters more than one in shutdown
+        finally:
+            await _cancel(task)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+
+
+def load_app(spec: str, cwd: Path) -> ASGIApp:
+    """Import ``"package.module:attr"`` (``attr`` may be dotted), with ``cwd`` on ``sys.path``."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise TargetError(f"app must look like 'package.module:attribute', got {spec!r}")
+    root = str(cwd.resolve())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise TargetError(
+            f"cannot import {module_name!r} for app {spec!r} (from {root}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    for name in attr.split("."):
+        if not hasattr(target, name):
+            close = difflib.get_close_matches(
+                name, [n for n in dir(target) if not n.startswith("_")]
+            )
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TargetError(f"app {spec!r}: {target!r} has no attribute {name!r}{hint}")
+        target = getattr(target, name)
+    if not callable(target):
+        raise TargetError(f"app {spec!r} is a {type(target).__name__}, not an ASGI callable")
+    app: ASGIApp = target
+    return app
