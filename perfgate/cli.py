@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +38,7 @@ from perfgate.notify import (
     skip_reason,
 )
 from perfgate.report import append_step_summary, read_json, render_markdown
-from perfgate.result import GateReport
+from perfgate.result import GateReport, without_nan
 
 MAX_RESULTS_BYTES = 128 * 1024 * 1024  # a results file from a PR artifact is untrusted input
 FORMATS = ("markdown", "github", "json")
@@ -77,17 +76,7 @@ def load_report(path: Path) -> GateReport:
 
 def normalised_json(report: GateReport) -> str:
     """The report as perfgate writes it today: known fields only, NaN as null."""
-    return json.dumps(_finite(report.to_json()), indent=2, allow_nan=False) + "\n"
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+    return json.dumps(without_nan(report.to_json()), indent=2, allow_nan=False) + "\n"
 
 
 def _report(args: argparse.Namespace) -> int:

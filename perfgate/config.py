@@ -7,17 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perfgate.plan.rules import RULE_IDS, SEVERITIES
+
 SCHEMA_VERSION = 1
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-PLAN_RULES = (
-    "seq-scan-filter",
-    "filter-discard",
-    "misestimate",
-    "disk-spill",
-    "nested-loop-seq-scan",
-    "heap-fetches",
-)
-RULE_LEVELS = ("warning", "error", "off")
+PLAN_RULES = RULE_IDS  # the rule ids are the plan reader's; budgets.yaml names them
+RULE_LEVELS = SEVERITIES
 
 # Endpoint budget keys and the unit each is written in.
 ENDPOINT_BUDGET_KEYS: dict[str, str] = {

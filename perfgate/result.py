@@ -419,3 +419,14 @@ def bounded(values: list[float] | tuple[float, ...], limit: int = MAX_SAMPLES) -
         step = len(values) / limit
         values = [values[int(i * step)] for i in range(limit)]
     return tuple(round(v, 3) for v in values)
+
+
+def without_nan(value: Any) -> Any:
+    """The value with NaN and infinities as null, at any depth (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: without_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nan(v) for v in value]
+    return value

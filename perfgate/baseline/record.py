@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import Any
 
 from perfgate import __version__
 from perfgate.exceptions import BaselineError
-from perfgate.result import GateReport, Result
+from perfgate.result import GateReport, Result, without_nan
 
 BASELINE_SCHEMA = 1
 
@@ -112,7 +111,7 @@ class BaselineRecord:
 
 def dumps(record: BaselineRecord) -> str:
     """Readable JSON (indented, one file per commit): diffs on GitHub stay reviewable."""
-    data = _without_nan(record.to_json())
+    data = without_nan(record.to_json())
     return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
@@ -150,17 +149,6 @@ def created_at_key(text: str) -> datetime | None:
         return datetime.fromisoformat(str(data["created_at"]).replace("Z", "+00:00"))
     except (ValueError, TypeError, KeyError):
         return None
-
-
-def _without_nan(value: Any) -> Any:
-    # JSON has no NaN; "nothing measured" is null, as in the results file.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: _without_nan(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_without_nan(v) for v in value]
-    return value
 
 
 def _kind(value: Any) -> str:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from perfgate.exceptions import PerfgateError
-from perfgate.result import GateReport
+from perfgate.result import GateReport, without_nan
 
 
 def write_json(report: GateReport, path: Path) -> None:
     """Write the report as JSON; a reader never sees a half-written file."""
-    data = _without_nan(report.to_json())
+    data = without_nan(report.to_json())
     _write_atomic(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
@@ -65,14 +63,3 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _without_nan(value: Any) -> Any:
-    """NaN and infinities as null, wherever a to_json left one (JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _without_nan(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_without_nan(v) for v in value]
-    return value

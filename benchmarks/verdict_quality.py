@@ -1,0 +1,278 @@
+"""How often does the regression gate cry wolf, and how often does it catch a real slowdown?
+
+``python benchmarks/verdict_quality.py`` (4 to 8 minutes on 2 cores, depending on load).
+
+Four copies of a small uvicorn app run in child processes on 127.0.0.1. Each request does a fixed
+amount of pure-Python CPU work, about 2 ms times a per-request jitter (lognormal, sigma 0.25),
+times the copy's slowdown factor, and reports it in ``Server-Timing``. Two copies run at factor
+1.0 (so an A/A pair compares two processes, as a CI rerun does), one at 1.10 and one at 1.25. The
+work is counted in loop iterations calibrated once in this process, so every copy does the same
+work per request and CPU contention stretches it the way it stretches a real handler (a
+wall-clock spin would hide it). The WedSync example's ``WEDSYNC_SLOWDOWN`` was not used: it
+sleeps ``(f - 1) x`` handler time, and asyncio's epoll sleeps round up to whole milliseconds,
+so a 3 ms handler slowed by "10%" is really slowed by about 30%; the factor would not be known.
+
+For each of ``--pairs`` pairs and each condition (A/A, +10%, +25%), interleaved so that drift
+in the machine's state hits every condition alike, perfgate's driver (``drive`` over
+``make_client``) measures a fresh baseline on a factor-1.0 copy and then ``--rounds`` fresh
+current runs (``--requests`` requests at ``--concurrency``, after a warm-up) on the condition's
+copy. perfgate's rule uses the first current run, and when the verdict is inconclusive it pools
+the next run into the current sample and decides again, up to ``max_rounds``; the runs a rule
+does not need are measured anyway, so every rule sees the same data. The naive rule is "the p95
+grew by more than 10%" on the first current run.
+
+Printed per rule: false alarms (regressions called on A/A pairs), detections at +10% and +25%,
+inconclusive verdicts left after the last round, and the rounds used. ``--save``/``--load``
+keep the raw samples in a JSON file so the rules can be re-evaluated without measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from perfgate.compare import compare_results, needs_more, overall, pool
+from perfgate.config import RegressionPolicy
+from perfgate.metrics import endpoint_metrics
+from perfgate.probes.http import RequestSpec, drive
+from perfgate.probes.transport import make_client
+from perfgate.result import INCONCLUSIVE, REGRESSION, Result, bounded
+from perfgate.stats import coefficient_of_variation, quantile
+
+BASE_MS = 2.0
+JITTER_SIGMA = 0.25
+CONDITIONS = {"A/A": 1.0, "+10%": 1.10, "+25%": 1.25}
+WARMUP = 30
+
+
+# -- the app (runs in a child process) ---------------------------------------------------------
+
+
+def _work(iterations: int) -> int:
+    x = 1
+    for _ in range(iterations):
+        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+    return x
+
+
+def _calibrate() -> float:
+    """Loop iterations per millisecond of CPU on this machine (best of several tries)."""
+    n = 200_000
+    best = math.inf
+    for _ in range(7):
+        started = time.process_time()
+        _work(n)
+        best = min(best, time.process_time() - started)
+    return n / (best * 1000)
+
+
+def serve(port: int, factor: float, per_ms: float) -> None:
+    import uvicorn
+
+    rng = random.Random(port)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        ms = BASE_MS * factor * math.exp(rng.gauss(0.0, JITTER_SIGMA))
+        _work(int(ms * per_ms))
+        total = (time.perf_counter() - started) * 1000
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"server-timing", f"total;dur={total:.3f}".encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"ok": true}'})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", lifespan="off")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(factor: float, per_ms: float) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    args = [sys.executable, __file__, "--serve", str(port), str(factor), str(per_ms)]
+    proc = subprocess.Popen(args)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the benchmark server did not start")
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+
+async def measure(url: str, requests: int, concurrency: int) -> Result:
+    """One fresh run of the endpoint, as perfgate's gate records it."""
+    async with make_client(url, headers={}, timeout_s=10.0, max_connections=concurrency) as client:
+        run = await drive(
+            client,
+            RequestSpec(method="GET", path="/work"),
+            requests=requests,
+            concurrency=concurrency,
+            warmup=WARMUP,
+        )
+    answered = [s for s in run.samples if s.status is not None]
+    return Result(
+        name="work",
+        kind="endpoint",
+        status="passed",
+        metrics=endpoint_metrics(run),
+        samples={
+            "latency_ms": bounded([s.latency_ns / 1e6 for s in answered]),
+            "server_ms": bounded([s.server_ms for s in answered if s.server_ms is not None]),
+        },
+    )
+
+
+def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """Baseline plus ``rounds`` current runs per pair and condition, as JSON."""
+    per_ms = _calibrate()
+    print(f"calibrated {per_ms:,.0f} loop iterations per CPU millisecond", flush=True)
+    servers = {"base": start_server(1.0, per_ms), "A/A": start_server(1.0, per_ms)}
+    for name, factor in CONDITIONS.items():
+        if factor != 1.0:
+            servers[name] = start_server(factor, per_ms)
+    data: dict[str, list[dict[str, Any]]] = {name: [] for name in CONDITIONS}
+    started = time.monotonic()
+    try:
+        for i in range(args.pairs):
+            for name in CONDITIONS:
+                base = asyncio.run(measure(servers["base"][1], args.requests, args.concurrency))
+                runs = [
+                    asyncio.run(measure(servers[name][1], args.requests, args.concurrency))
+                    for _ in range(args.rounds)
+                ]
+                data[name].append(
+                    {
+                        "baseline": base.to_json(),
+                        "runs": [r.to_json() for r in runs],
+                    }
+                )
+            elapsed = time.monotonic() - started
+            print(f"  pair {i + 1}/{args.pairs} measured ({elapsed:.0f} s)", flush=True)
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+        for proc, _ in servers.values():
+            proc.wait(timeout=10)
+    return data
+
+
+# -- deciding ------------------------------------------------------------------------------------
+
+
+def perfgate_verdict(
+    base: Result, runs: Sequence[Result], policy: RegressionPolicy
+) -> tuple[str, int]:
+    """perfgate's verdict with automatic re-measurement: (overall outcome, rounds used)."""
+    current = runs[0]
+    rounds = 1
+    while True:
+        comparisons = compare_results(base, current, policy)
+        if not needs_more(comparisons) or rounds >= min(policy.max_rounds, len(runs)):
+            return overall(comparisons, policy), rounds
+        current = pool(current, runs[rounds])
+        rounds += 1
+
+
+def naive_verdict(base: Result, current: Result, threshold: float) -> str:
+    """The common rule: regression when the p95 latency grew by more than the threshold."""
+    p95 = quantile(sorted(base.samples["latency_ms"]), 0.95)
+    now = quantile(sorted(current.samples["latency_ms"]), 0.95)
+    return REGRESSION if now > p95 * (1 + threshold) else "unchanged"
+
+
+def evaluate(data: dict[str, list[dict[str, Any]]], policy: RegressionPolicy) -> None:
+    print()
+    print(
+        f"policy: metric {policy.metric}, threshold {policy.threshold:.0%}, confidence "
+        f"{policy.confidence}, max_rounds {policy.max_rounds}; perfgate judges the server time "
+        "(every response carries Server-Timing), the naive rule the client latency"
+    )
+    header = f"{'condition':<10} {'rule':<9} {'regression':>10} {'inconclusive':>12} {'rounds':>7}"
+    print(header)
+    print("-" * len(header))
+    for name, pairs in data.items():
+        verdicts: list[str] = []
+        naive: list[str] = []
+        rounds_used: list[int] = []
+        for pair in pairs:
+            base = Result.from_json(pair["baseline"])
+            runs = [Result.from_json(r) for r in pair["runs"]]
+            verdict, rounds = perfgate_verdict(base, runs, policy)
+            verdicts.append(verdict)
+            rounds_used.append(rounds)
+            naive.append(naive_verdict(base, runs[0], policy.threshold))
+        n = len(pairs)
+        reg = sum(v == REGRESSION for v in verdicts)
+        inc = sum(v == INCONCLUSIVE for v in verdicts)
+        print(
+            f"{name:<10} {'perfgate':<9} {reg:>6}/{n:<3} {inc:>8}/{n:<3} "
+            f"{statistics.mean(rounds_used):>7.2f}"
+        )
+        nreg = sum(v == REGRESSION for v in naive)
+        print(f"{'':<10} {'naive':<9} {nreg:>6}/{n:<3} {'-':>12} {1:>7.2f}")
+    print()
+    for key in ("latency_ms", "server_ms"):
+        spread = [
+            quantile(sorted(raw["samples"][key]), 0.95)
+            for pair in data["A/A"]
+            for raw in [pair["baseline"], *pair["runs"]]
+        ]
+        if len(spread) > 1:
+            print(
+                f"run-to-run CV of the p95 {key} on unchanged code: "
+                f"{coefficient_of_variation(spread):.0%} over {len(spread)} runs"
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--save", type=Path, help="write the raw samples here")
+    parser.add_argument("--load", type=Path, help="evaluate saved samples instead of measuring")
+    args = parser.parse_args(argv)
+    if args.serve:
+        port, factor, per_ms = args.serve
+        serve(int(port), float(factor), float(per_ms))
+        return
+    if args.load:
+        data = json.loads(args.load.read_text())
+    else:
+        data = collect(args)
+        if args.save:
+            args.save.write_text(json.dumps(data))
+    evaluate(data, replace(RegressionPolicy(), max_rounds=args.rounds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""The regression verdict: one result compared with its baseline, metric by metric.
+
+Pure functions, no I/O. ``compare_results`` gives one ``Comparison`` per compared metric:
+
+* the timing metric named by the policy (``p95_ms`` for an endpoint, ``execution_ms`` for a
+  query), judged by the rule in ``perfgate.compare.timing`` (relative change with a bootstrap
+  interval, a rank test, a threshold, three outcomes plus inconclusive);
+* deterministic metrics (``max_bytes``, ``error_rate``, ``query_count``; ``buffers``, ``rows``,
+  ``temp_blocks``) exactly or within a tolerance (``perfgate.compare.exact``);
+* for queries, the plan: a changed access path is a regression, a changed shape is reported.
+
+When the environment differs (``environment_differences``, or for a query a different server
+version or planner setting) the timing comparison is inconclusive with that reason, and the
+deterministic ones still gate. An inconclusive timing comparison asks for more data:
+``needs_more`` says so, the caller measures again, ``pool``s the new run into the current
+result and compares again, up to ``policy.max_rounds`` rounds; ``overall`` then decides.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from perfgate.compare.environment import ENVIRONMENT_KEYS, environment_differences
+from perfgate.compare.exact import (
+    DEFAULT_TOLERANCES,
+    EXACT_METRICS,
+    compare_exact,
+    compare_plans,
+    path_changes,
+)
+from perfgate.compare.pooling import pool, series
+from perfgate.compare.timing import (
+    ENVIRONMENT_REASON,
+    TimingStat,
+    compare_timing,
+    format_change,
+)
+from perfgate.config import RegressionPolicy
+from perfgate.result import (
+    ERROR,
+    IMPROVEMENT,
+    INCONCLUSIVE,
+    REGRESSION,
+    UNCHANGED,
+    Comparison,
+    Result,
+)
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "ENVIRONMENT_KEYS",
+    "EXACT_METRICS",
+    "TimingStat",
+    "compare_results",
+    "compare_timing",
+    "environment_differences",
+    "format_change",
+    "needs_more",
+    "overall",
+    "path_changes",
+    "pool",
+    "timing_stat",
+]
+
+_QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+# Server time is preferred when both runs carry enough of it: see ``compare_results``.
+SERVER_SERIES = "server_ms"
+
+
+def timing_stat(policy_metric: str, kind: str) -> TimingStat:
+    """The statistic a policy's ``metric`` names for an endpoint or a query.
+
+    Endpoints: ``p50``/``p90``/``p95``/``p99`` or ``mean`` of the latency (``execution`` means
+    the median). Queries: the median execution time (``mean`` for ``mean``), whatever quantile
+    the policy names, because a query is run only a few times (15 by default) and the p95 of 15
+    runs is the maximum, which no interval can pin down.
+    """
+    if policy_metric == "mean":
+        return TimingStat("mean", None)
+    if kind == "query" or policy_metric not in _QUANTILES:
+        return TimingStat("median", 0.5)
+    return TimingStat(policy_metric, _QUANTILES[policy_metric])
+
+
+def compare_results(
+    baseline: Result,
+    current: Result,
+    policy: RegressionPolicy,
+    *,
+    env_reasons: Sequence[str] = (),
+    seed: int = 0,
+    tolerances: Mapping[str, float] | None = None,
+) -> tuple[Comparison, ...]:
+    """Every comparison between a result and its baseline; empty if either could not be measured.
+
+    Endpoints are timed on server time (``server_ms``, from Server-Timing or x-response-time)
+    when both runs carry it for every answered request, else on client latency; the
+    comparison's metric says which (``server_p95_ms`` or ``p95_ms``). Server time leaves out
+    the load driver's own scheduling noise, which on a shared 2-core runner is most of the
+    run-to-run spread. ``tolerances`` overrides ``DEFAULT_TOLERANCES`` per metric.
+    """
+    if baseline.status == ERROR or current.status == ERROR or baseline.error or current.error:
+        return ()
+    allowed = {**DEFAULT_TOLERANCES, **(tolerances or {})}
+    reasons = list(env_reasons)
+    out: list[Comparison] = []
+    if current.kind == "query":
+        reasons += _query_environment(baseline.details, current.details)
+    timing = _timing(baseline, current, policy, tuple(reasons), seed)
+    if timing is not None:
+        out.append(timing)
+    for metric in EXACT_METRICS:
+        b, c = baseline.metrics.get(metric), current.metrics.get(metric)
+        if b is None or c is None or math.isnan(b.value) or math.isnan(c.value):
+            continue
+        out.append(compare_exact(metric, b, c, allowed[metric]))
+    if current.kind == "query":
+        plan = compare_plans(baseline.details, current.details)
+        if plan is not None:
+            out.append(plan)
+    return tuple(out)
+
+
+def _timing(
+    baseline: Result,
+    current: Result,
+    policy: RegressionPolicy,
+    env_reasons: tuple[str, ...],
+    seed: int,
+) -> Comparison | None:
+    stat = timing_stat(policy.metric, current.kind)
+    base, cur = series(baseline), series(current)
+    if current.kind == "query":
+        key, metric, label = "execution_ms", "execution_ms", "execution"
+    elif _has_server_time(base, cur):
+        key, metric, label = SERVER_SERIES, f"server_{stat.label}_ms", "server time"
+    else:
+        key, metric, label = "latency_ms", f"{stat.label}_ms", "latency"
+    if key not in base or key not in cur:
+        return None
+    return compare_timing(
+        metric,
+        stat,
+        base[key],
+        cur[key],
+        threshold=policy.threshold,
+        confidence=policy.confidence,
+        env_reasons=env_reasons,
+        seed=seed,
+        series=label,
+    )
+
+
+def _has_server_time(base: Mapping[str, Any], cur: Mapping[str, Any]) -> bool:
+    # Only when every answered request carried it: a partial series would be a biased sample.
+    return all(
+        len(s.get(SERVER_SERIES, ())) > 0 and len(s[SERVER_SERIES]) == len(s.get("latency_ms", ()))
+        for s in (base, cur)
+    )
+
+
+def _query_environment(base: Mapping[str, Any], cur: Mapping[str, Any]) -> list[str]:
+    """A query's own environment: its server version and planner settings."""
+    out = []
+    was, now = base.get("server_version"), cur.get("server_version")
+    if was and now and was != now:
+        out.append(f"postgres_version: {was} -> {now}")
+    if isinstance(base.get("settings"), Mapping) and isinstance(cur.get("settings"), Mapping):
+        out += environment_differences(
+            {"planner_settings": base["settings"]}, {"planner_settings": cur["settings"]}
+        )
+    return out
+
+
+def needs_more(comparisons: Sequence[Comparison]) -> bool:
+    """Whether measuring again could settle an inconclusive timing comparison.
+
+    False when the only inconclusive ones are so because the environment differs (more runs
+    on another machine do not make it the baseline's machine).
+    """
+    return any(
+        c.outcome == INCONCLUSIVE and ENVIRONMENT_REASON not in c.reason for c in comparisons
+    )
+
+
+def overall(comparisons: Sequence[Comparison], policy: RegressionPolicy) -> str:
+    """The verdict over all comparisons, worst first.
+
+    ``regression`` if any comparison is one, or if any is inconclusive and the policy says
+    ``fail_on_inconclusive``; else ``inconclusive`` (a warning, not a failure) if any is;
+    else ``improvement`` if any is; else ``unchanged``.
+    """
+    outcomes = {c.outcome for c in comparisons}
+    if REGRESSION in outcomes:
+        return REGRESSION
+    if INCONCLUSIVE in outcomes:
+        return REGRESSION if policy.fail_on_inconclusive else INCONCLUSIVE
+    if IMPROVEMENT in outcomes:
+        return IMPROVEMENT
+    return UNCHANGED
