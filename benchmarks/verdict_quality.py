@@ -260,6 +260,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--save", type=Path, help="write the raw samples here")
     parser.add_argument("--load", type=Path, help="evaluate saved samples instead of measuring")
+    parser.add_argument(
+        "--metric",
+        action="append",
+        choices=("p50", "p90", "p95", "p99", "mean"),
+        help="regression.metric to evaluate (repeatable; default: the policy default)",
+    )
     args = parser.parse_args(argv)
     if args.serve:
         port, factor, per_ms = args.serve
@@ -271,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         data = collect(args)
         if args.save:
             args.save.write_text(json.dumps(data))
-    evaluate(data, replace(RegressionPolicy(), max_rounds=args.rounds))
+    for metric in args.metric or [RegressionPolicy().metric]:
+        evaluate(data, replace(RegressionPolicy(), max_rounds=args.rounds, metric=metric))
 
 
 if __name__ == "__main__":
