@@ -131,6 +131,7 @@ def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
         defaults=defaults,
         endpoints=tuple(endpoints),
         queries=tuple(queries),
+        secrets=tuple(src.secrets),
     )
 
 
@@ -154,16 +155,25 @@ def _named(
     return out
 
 
+# What a regression policy may compare, per place it is written: an endpoint compares a latency
+# quantile or the mean; a query its median ("execution") or mean execution time; defaults apply
+# to both (a quantile in defaults means the median for queries).
+_METRICS_FOR = {
+    "defaults": REGRESSION_METRICS,
+    "endpoints": ("p50", "p90", "p95", "p99", "mean"),
+    "queries": ("execution", "mean"),
+}
+
+
 def _regression(src: Source, value: Any, path: Path_, base: RegressionPolicy) -> RegressionPolicy:
     raw = src.mapping(value, path, REGRESSION_KEYS)
     metric, threshold, confidence = base.metric, base.threshold, base.confidence
     max_rounds, fail_inconclusive = base.max_rounds, base.fail_on_inconclusive
     if "metric" in raw:
         m = src.string(raw["metric"], (*path, "metric"))
-        if m is not None and m not in REGRESSION_METRICS:
-            src.error(
-                (*path, "metric"), f"expected one of {', '.join(REGRESSION_METRICS)}, got {m!r}"
-            )
+        allowed = _METRICS_FOR.get(str(path[0]), REGRESSION_METRICS)
+        if m is not None and m not in allowed:
+            src.error((*path, "metric"), f"expected one of {', '.join(allowed)} here, got {m!r}")
         elif m is not None:
             metric = m
     if "threshold" in raw:

@@ -147,6 +147,7 @@ class Config:
     defaults: Defaults
     endpoints: tuple[Endpoint, ...]
     queries: tuple[Query, ...]
+    secrets: tuple[str, ...] = ()  # environment values sent to the target; masked in output
 
     @property
     def root(self) -> Path:

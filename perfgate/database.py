@@ -125,7 +125,7 @@ async def _admin(dsn: str, sql: str) -> None:
         await conn.close()
 
 
-async def _setup(dsn: str, files: Sequence[Path]) -> None:
+async def _setup(dsn: str, files: Sequence[Path]) -> int:
     conn = await asyncpg.connect(dsn, timeout=15)
     try:
         for path in files:
@@ -139,6 +139,8 @@ async def _setup(dsn: str, files: Sequence[Path]) -> None:
                 raise DatabaseError(f"database.setup: {path} failed: {exc}") from exc
         # Fresh statistics make estimates, plans and index-only scans repeatable.
         await conn.execute("VACUUM (ANALYZE)")
+        size = await conn.fetchval("SELECT pg_database_size(current_database())")
+        return int(size)
     finally:
         await conn.close()
 
@@ -150,6 +152,7 @@ class ScratchDatabase:
     server: PostgresServer
     name: str
     dsn: str
+    size_bytes: int = 0  # after setup: the dataset the numbers were measured on
     _dropped: bool = field(default=False)
 
     @classmethod
@@ -172,7 +175,7 @@ class ScratchDatabase:
         db = cls(server=server, name=name, dsn=with_database(server.dsn, name))
         atexit.register(db.drop)
         try:
-            _run(_setup(db.dsn, setup))
+            db.size_bytes = _run(_setup(db.dsn, setup))
         except BaseException:
             db.drop()
             raise

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perfgate.budgets import endpoint_from_mapping, query_from_mapping
+from perfgate.config import RegressionPolicy
 from perfgate.gate import Gate
 from perfgate.result import Result
 
@@ -19,6 +20,7 @@ class PerfgateFixture:
     gate: Gate
     nodeid: str
     record: Callable[[Result], Result]
+    judge: Callable[[RegressionPolicy, Callable[[], Result]], Result]
     _count: int = field(default=0)
 
     def _name(self, name: str | None, what: str) -> str:
@@ -64,8 +66,13 @@ class PerfgateFixture:
                 raw[key] = value
         label = self._name(name, f"{method.upper()} {path}")
         endpoint = endpoint_from_mapping(label, raw, self.gate.config.defaults, origin=self.nodeid)
+
+        def measure() -> Result:
+            return self.gate.run_endpoint(endpoint, self.nodeid)
+
         # The gate's own loop thread does the measuring; this loop only waits for it.
-        return self.record(await asyncio.to_thread(self.gate.run_endpoint, endpoint, self.nodeid))
+        result = await asyncio.to_thread(self.judge, endpoint.regression, measure)
+        return self.record(result)
 
     async def query(
         self,
@@ -92,4 +99,9 @@ class PerfgateFixture:
             if value is not None:
                 raw[key] = value
         query = query_from_mapping(name, raw, self.gate.config.defaults, origin=self.nodeid)
-        return self.record(await asyncio.to_thread(self.gate.run_query, query, self.nodeid))
+
+        def measure() -> Result:
+            return self.gate.run_query(query, self.nodeid)
+
+        result = await asyncio.to_thread(self.judge, query.regression, measure)
+        return self.record(result)

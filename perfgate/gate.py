@@ -53,11 +53,6 @@ class Gate:
 
     # -- resources ---------------------------------------------------------------------------
 
-    @property
-    def needs_database(self) -> bool:
-        """A database is started when the file has a database section or any query."""
-        return self.config.database.enabled
-
     def database(self) -> ScratchDatabase:
         """The scratch database, created (and set up) on first use."""
         if self._database is None:
@@ -110,7 +105,11 @@ class Gate:
     async def _wait_ready(self) -> None:
         assert self._base_url is not None
         async with make_client(
-            self._base_url, headers={}, timeout_s=5.0, max_connections=1, app=self._app
+            self._base_url,
+            headers=self.config.target.headers,
+            timeout_s=5.0,
+            max_connections=1,
+            app=self._app,
         ) as client:
             await wait_ready(client, self.config.target.ready, self.config.target.ready_timeout_s)
 
@@ -151,10 +150,11 @@ class Gate:
 
     # -- measuring ---------------------------------------------------------------------------
 
-    def secrets(self, extra_headers: Mapping[str, str] = ()) -> tuple[str, ...]:  # type: ignore[assignment]
-        """Strings that must never reach a report: auth header values, DSN passwords."""
+    def secrets(self, extra_headers: Mapping[str, str] | None = None) -> tuple[str, ...]:
+        """Strings that must never reach a report: credentials, DSN passwords, env values sent."""
         dsns = [d for d in (self.config.database.dsn,) if d]
-        return secret_values({**self.config.target.headers, **dict(extra_headers)}, dsns)
+        headers = {**self.config.target.headers, **dict(extra_headers or {})}
+        return secret_values(headers, dsns) + self.config.secrets
 
     def run_endpoint(self, endpoint: Endpoint, source: str | None = None) -> Result:
         """Measure one endpoint and gate it on its budget; errors become an ERROR result."""
@@ -192,7 +192,7 @@ class Gate:
                 expect_status=endpoint.expect_status,
             )
         metrics = endpoint_metrics(run, self.config.defaults.confidence)
-        checks = endpoint_checks(metrics, endpoint.budget)
+        checks = endpoint_checks(metrics, endpoint.budget, self.config.defaults.confidence)
         secrets = self.secrets(endpoint.headers)
         return Result(
             name=endpoint.name,
@@ -201,7 +201,7 @@ class Gate:
             metrics=metrics,
             checks=checks,
             source=source,
-            description=_describe(endpoint),
+            description=redact_text(_describe(endpoint), secrets),
             details={
                 "requests": endpoint.requests,
                 "concurrency": endpoint.concurrency,
@@ -254,7 +254,7 @@ class Gate:
             status=ERROR,
             error=redact_text(str(exc), self.secrets(headers)),
             source=source,
-            description=description,
+            description=redact_text(description, self.secrets(headers)),
         )
 
     # -- environment -------------------------------------------------------------------------
@@ -271,6 +271,8 @@ class Gate:
         }
         if self._server is not None:
             env["database"] = self._server.kind
+        if self._database is not None:
+            env["dataset_size"] = self._database.size_bytes
         if self._postgres_version:
             env["postgres_version"] = self._postgres_version
         return env

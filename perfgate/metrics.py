@@ -13,6 +13,7 @@ from perfgate.stats import (
     proportion_estimate,
     quantile,
     quantile_estimate,
+    quantile_order_statistics,
     rate_estimate,
 )
 
@@ -82,15 +83,29 @@ _ABSENT = {
 
 
 def endpoint_checks(
-    metrics: Mapping[str, Metric], budget: Mapping[str, float]
+    metrics: Mapping[str, Metric], budget: Mapping[str, float], confidence: float = 0.95
 ) -> tuple[Check, ...]:
     """One check per budget key, in the order the budget lists them."""
     checks = []
+    n = int(metrics["requests"].value) if "requests" in metrics else 0
     for key, limit in budget.items():
         metric = metrics.get(_BUDGET_METRIC.get(key, key), NOTHING)
         note = _ABSENT.get(key, "") if math.isnan(metric.value) else ""
+        if not note and key in QUANTILES and not metric.has_interval:
+            note = _no_interval(key, n, confidence)
         checks.append(check_limit(key, limit, metric, upper=key not in LOWER_LIMITS, note=note))
     return tuple(checks)
+
+
+def _no_interval(key: str, n: int, confidence: float) -> str:
+    """Why a quantile has no interval, and how many requests would give one."""
+    q = QUANTILES[key]
+    needed = next(
+        (m for m in range(max(n, 1), 100_000) if quantile_order_statistics(m, q, confidence)),
+        None,
+    )
+    more = f" (needs at least {needed})" if needed else ""
+    return f"no {confidence:.0%} interval for p{round(q * 100)} from {n} requests{more}"
 
 
 def error_summary(run: EndpointRun, limit: int = 3) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from perfgate.config import Config, Endpoint, Query, RegressionPolicy
 from perfgate.exceptions import ConfigError, PerfgateError
 from perfgate.fixture import PerfgateFixture
 from perfgate.gate import Gate, now_iso
-from perfgate.regression import BaselineSession, commit_of
+from perfgate.regression import BaselineSession, check_compare_target, commit_of
 from perfgate.report import (
     append_step_summary,
     render_markdown,
@@ -110,7 +110,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    option = config.getoption("--perfgate-budgets")
+    option = config.getoption("--perfgate-budgets") or _yaml_arg(config)
     budgets = Path(option) if option else config.rootpath / str(config.getini("perfgate_budgets"))
     if option and not budgets.is_absolute():
         budgets = Path.cwd() / budgets
@@ -131,6 +131,14 @@ def _settings(config: pytest.Config) -> Settings:
         compare=_compare_option(config.getoption("--perfgate-compare")),
         store=str(config.getoption("--perfgate-store") or config.getini("perfgate_store")),
     )
+
+
+def _yaml_arg(config: pytest.Config) -> str | None:
+    """`pytest --perfgate perf.yaml`: a YAML file named on the command line is the budgets file."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return None
+    named = [a.split("::")[0] for a in config.args if a.split("::")[0].endswith((".yaml", ".yml"))]
+    return named[0] if len(set(named)) == 1 else None
 
 
 def _compare_option(value: str | None) -> str | None:
@@ -170,15 +178,22 @@ def pytest_configure(config: pytest.Config) -> None:
             env=os.environ,
         )
     workers = getattr(config.option, "numprocesses", None)
-    if not hasattr(config, "workerinput") and workers not in (None, 0, "0"):
-        config.issue_config_time_warning(
-            pytest.PytestWarning(
-                "perfgate: timings under pytest-xdist are noisy because workers share the CPU; "
-                "perfgate marks its items xdist_group('perfgate') so `--dist loadgroup` keeps them "
-                "on one worker, or run them without -n"
-            ),
-            stacklevel=2,
+    dist = getattr(config.option, "dist", "no")
+    if not hasattr(config, "workerinput") and workers not in (None, 0, "0") and dist != "loadgroup":
+        # A note in the summary, not a warning: projects with filterwarnings=error must not crash.
+        config.stash[NOTES].append(
+            "timings under pytest-xdist are noisy because workers share the CPU; perfgate marks "
+            "its items xdist_group('perfgate'): run with `--dist loadgroup` to keep them on one "
+            "worker, or without -n"
         )
+    if settings.push and not settings.save:
+        raise pytest.UsageError(
+            "perfgate: --perfgate-push publishes what --perfgate-save saves; add --perfgate-save"
+        )
+    if settings.compare not in (None, "auto"):
+        problem = check_compare_target(config.rootpath, settings.compare)
+        if problem:
+            raise pytest.UsageError(f"perfgate: --perfgate-compare={settings.compare}: {problem}")
     _add_budgets_to_args(config, settings)
 
 
@@ -233,15 +248,7 @@ class GateItem(pytest.Item):
         gate = self.config.stash[GATE]
         source = f"{self.config.stash[SETTINGS].item_prefix}:{self.line}" if self.line else None
         where = source or self.nodeid
-        result = self.measure(gate, where)
-        baseline = self.config.stash.get(BASELINE, None)
-        if baseline is not None and baseline.compare is not None:
-            result = baseline.judge(
-                result,
-                self.policy,
-                lambda: self.measure(gate, where),
-                gate.environment(),
-            )
+        result = judge(self.config, self.policy, lambda: self.measure(gate, where))
         record(self.config, result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -285,13 +292,26 @@ class QueryItem(GateItem):
         return self.query.regression
 
 
+def judge(config: pytest.Config, policy: RegressionPolicy, measure: Callable[[], Result]) -> Result:
+    """Measure, then compare with the baseline when asked (measuring again while unclear)."""
+    result = measure()
+    baseline = config.stash.get(BASELINE, None)
+    if baseline is None or baseline.compare is None:
+        return result
+    return baseline.judge(result, policy, measure, config.stash[GATE].environment())
+
+
 def record(config: pytest.Config, result: Result) -> Result:
-    """Keep the result for the reports, then fail the current item if it breached."""
+    """Keep the result for the reports, then fail the current item if it breached.
+
+    Under --perfgate-warn-only nothing fails: a breach becomes WARNED, and a result that could
+    not be measured stays ERROR (reported as such, never as "over budget").
+    """
     settings = config.stash[SETTINGS]
-    if result.status in (FAILED, ERROR) and settings.warn_only:
+    if result.status == FAILED and settings.warn_only:
         result = dataclasses.replace(result, status=WARNED)
     config.stash[RESULTS].append(result)
-    if result.status in (FAILED, ERROR):
+    if result.status == FAILED or (result.status == ERROR and not settings.warn_only):
         pytest.fail(result.explain(), pytrace=False)
     return result
 
@@ -306,6 +326,7 @@ def perfgate(request: pytest.FixtureRequest) -> PerfgateFixture:
         gate=config.stash[GATE],
         nodeid=request.node.nodeid,
         record=lambda result: record(config, result),
+        judge=lambda policy, measure: judge(config, policy, measure),
     )
 
 
@@ -343,7 +364,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if not results and not config.stash.get(CONFIG, None):
         return
-    environment = environment or config.stash.get(WORKER_ENV, {})
+    worker_env: dict[str, Any] = config.stash.get(WORKER_ENV, {})
+    environment = {**environment, **worker_env}
     baseline = config.stash.get(BASELINE, None)
     commit = commit_of(config.rootpath)
     if commit:

@@ -39,11 +39,6 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers safe to print: values of credential-bearing headers masked."""
-    return {k: (MASK if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
-
-
 def secret_values(headers: Mapping[str, str], dsns: Iterable[str] = ()) -> tuple[str, ...]:
     """The raw secret strings (header values, DSN passwords) to scrub from error text."""
     found: list[str] = []

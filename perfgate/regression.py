@@ -16,7 +16,7 @@ from typing import Any
 
 from perfgate.baseline import BaselineRecord, BaselineStore, GitRefStore, find_baseline, head_commit
 from perfgate.baseline import open_store as _open_store
-from perfgate.baseline.gitcmd import has_remote, open_repo
+from perfgate.baseline.gitcmd import has_remote, open_repo, resolve
 from perfgate.compare import compare_results, environment_differences, needs_more, overall, pool
 from perfgate.config import RegressionPolicy
 from perfgate.exceptions import BaselineError, PlanError
@@ -77,15 +77,24 @@ class BaselineSession:
         if base is None:
             return result
         reasons = environment_differences(self.record.environment, environment)
-        comparisons = compare_results(base, result, policy, env_reasons=reasons)
-        rounds = 1
+        # Each extra round is another look at the data: split alpha across the looks
+        # (Bonferroni) so re-measuring until it is clear cannot inflate false alarms.
+        per_look = policy
+        if policy.max_rounds > 1:
+            per_look = dataclasses.replace(
+                policy, confidence=1.0 - (1.0 - policy.confidence) / policy.max_rounds
+            )
+        comparisons = compare_results(base, result, per_look, env_reasons=reasons)
+        pooled, rounds = result, 1
         while needs_more(comparisons) and rounds < policy.max_rounds:
             more = remeasure()
             if more.status == ERROR:
                 break
-            result = pool(result, more)
+            pooled = pool(pooled, more)
             rounds += 1
-            comparisons = compare_results(base, result, policy, env_reasons=reasons, seed=rounds)
+            comparisons = compare_results(base, pooled, per_look, env_reasons=reasons, seed=rounds)
+        # The budget checks and the table stay those of the first round, so every figure shown
+        # next to a verdict is the one that verdict was made on; the comparisons use all rounds.
         details = {**result.details, "baseline_rounds": rounds}
         if result.kind == "query":
             diff = plan_diff(base.details, result.details)
@@ -136,6 +145,22 @@ def plan_diff(base: Mapping[str, Any], current: Mapping[str, Any]) -> list[dict[
         }
         for c in diff_plans(old, new)
     ]
+
+
+def check_compare_target(root: Path, value: str) -> str | None:
+    """Why an explicit --perfgate-compare value cannot work (a typo), or None when it can."""
+    if value.endswith(".json"):
+        path = Path(value)
+        if path.is_file() or (root / path).is_file():
+            return None
+        return f"no such file (looked in {Path.cwd()} and {root})"
+    try:
+        repo = open_repo(root)
+    except BaselineError as exc:
+        return str(exc)
+    if resolve(repo, value) is None:
+        return "no such commit, branch or tag in this repository"
+    return None
 
 
 def commit_of(root: Path) -> str | None:

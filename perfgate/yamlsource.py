@@ -6,7 +6,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import yaml
@@ -17,6 +17,9 @@ T = TypeVar("T")
 Path_ = tuple[str | int, ...]
 
 _ENV = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\})")
+
+
+_SENT = frozenset({"headers", "request", "json", "body"})
 
 
 class InvalidConfig(ConfigError):
@@ -37,8 +40,12 @@ def key_path(path: Path_) -> str:
     return out
 
 
-def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """Replace ${VAR}, ${VAR:-default} and ${VAR-default}; '$$' is a literal '$'."""
+def interpolate(text: str, env: Mapping[str, str], used: list[str] | None = None) -> str:
+    """Replace ${VAR}, ${VAR:-default} and ${VAR-default}; '$$' is a literal '$'.
+
+    Values taken from the environment (not defaults written in the file) are appended to
+    ``used``, so callers can treat them as secrets.
+    """
 
     def sub(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -51,6 +58,8 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
             return default or ""
         if value is None:
             raise KeyError(name)
+        if used is not None:
+            used.append(value)
         return value
 
     return _ENV.sub(sub, text)
@@ -112,6 +121,9 @@ class Source:
     lines: dict[Path_, int]
     env: Mapping[str, str]
     errors: list[ConfigError]
+    # Environment values interpolated into what is sent to the target (headers, the request
+    # line, bodies): never printed, whatever the header is called.
+    secrets: list[str] = field(default_factory=list)
 
     def error(self, path: Path_, message: str) -> None:
         """Record a problem at a key path (the nearest known line is used)."""
@@ -158,8 +170,9 @@ class Source:
         text = str(value)
         if not interpolate_env:
             return text
+        sent = any(part in _SENT for part in path)
         try:
-            return interpolate(text, self.env)
+            return interpolate(text, self.env, self.secrets if sent else None)
         except KeyError as exc:
             self.error(
                 path,

@@ -135,7 +135,7 @@ def test_fixture_gates_scenarios_written_in_code(project: pytest.Pytester) -> No
             await perfgate.endpoint("GET", "/broken", requests=10, budget={"error_rate": "5%"})
         """
     )
-    result = project.runpytest("--perfgate", "-p", "asyncio", "test_perf.py")
+    result = project.runpytest("--perfgate", "test_perf.py")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*error_rate 100.0%*> limit 5.0%*"])
 
@@ -150,7 +150,7 @@ def test_fixture_rejects_a_bad_budget_clearly(project: pytest.Pytester) -> None:
             await perfgate.endpoint("GET", "/fast", budget={"p95": 100})
         """
     )
-    result = project.runpytest("--perfgate", "-p", "asyncio", "test_perf.py")
+    result = project.runpytest("--perfgate", "test_perf.py")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*p95: unknown key (did you mean 'p95_ms'?)*"])
 
@@ -184,3 +184,110 @@ def test_help_lists_every_option(project: pytest.Pytester) -> None:
             "*perfgate_budgets (string)*",
         ]
     )
+
+
+def test_warn_only_keeps_errors_as_errors(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makefile(
+        ".yaml",
+        budgets="""
+        version: 1
+        target: {base_url: "http://127.0.0.1:9", ready_timeout: 200ms}
+        endpoints:
+          down: GET /x
+        """,
+    )
+    result = pytester.runpytest("--perfgate", "--perfgate-warn-only", "--perfgate-json=out.json")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert [r["status"] for r in data["results"]] == ["error"]
+    assert "over budget" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*1 error*"])
+
+
+def test_a_yaml_file_named_on_the_command_line_is_the_budgets_file(
+    project: pytest.Pytester,
+) -> None:
+    (project.path / "budgets.yaml").rename(project.path / "perf.yaml")
+    result = project.runpytest("--perfgate", "perf.yaml", "-k", "fast")
+    result.assert_outcomes(passed=1)
+
+
+def test_option_mistakes_are_usage_errors(project: pytest.Pytester) -> None:
+    for args, expected in (
+        (["--perfgate-push"], "*--perfgate-push publishes what --perfgate-save saves*"),
+        (["--perfgate-compare=nope.json"], "*--perfgate-compare=nope.json: no such file*"),
+        (["--perfgate-compare", "budgets.yaml"], "*took 'budgets.yaml' as the baseline*"),
+    ):
+        result = project.runpytest("--perfgate", *args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([expected])
+
+
+def test_a_quantile_without_an_interval_says_why(project: pytest.Pytester) -> None:
+    project.makefile(".yaml", budgets=BUDGETS.replace("requests: 60", "requests: 50"))
+    result = project.runpytest("--perfgate", "--perfgate-json=out.json", "-k", "slow")
+    data = json.loads((project.path / "out.json").read_text())
+    (slow,) = data["results"]
+    assert slow["checks"][0]["interval"] is not None  # p50 from 50 requests has one
+    project.makefile(
+        ".yaml", budgets=BUDGETS.replace("requests: 60", "requests: 50").replace("p50_ms", "p99_ms")
+    )
+    result = project.runpytest("--perfgate", "--perfgate-json=out.json", "-k", "slow")
+    result.stdout.fnmatch_lines(["*no 95% interval for p99 from 50 requests*"])
+    data = json.loads((project.path / "out.json").read_text())
+    (slow,) = data["results"]
+    assert slow["checks"][0]["note"] == (
+        "no 95% interval for p99 from 50 requests (needs at least 299)"
+    )
+
+
+def test_environment_values_sent_to_the_target_are_masked(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUSTOM_SECRET", "zz-top-secret-zz")
+    project.makefile(
+        ".yaml",
+        budgets="""
+        version: 1
+        target: {app: "tinyapp:app"}
+        defaults: {requests: 10, concurrency: 2, warmup: 0}
+        endpoints:
+          q:
+            request: GET /broken?key=${CUSTOM_SECRET}
+            headers: {X-Custom: "${CUSTOM_SECRET}"}
+            budget: {error_rate: 0}
+        """,
+    )
+    result = project.runpytest("--perfgate", "--perfgate-json=out.json", "--perfgate-report=r.md")
+    result.assert_outcomes(failed=1)
+    for text in (
+        result.stdout.str(),
+        (project.path / "out.json").read_text(),
+        (project.path / "r.md").read_text(),
+    ):
+        assert "zz-top-secret-zz" not in text
+
+
+def test_fixture_scenarios_are_compared_with_the_baseline(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_perf="""
+        import os
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_slow(perfgate):
+            await perfgate.endpoint("GET", "/slow", name="slow-fixture", requests=120,
+                                    concurrency=2, budget={"p99_ms": 2000})
+        """
+    )
+    args = ("--perfgate", "test_perf.py")
+    project.runpytest(*args, "--perfgate-json=base.json").assert_outcomes(passed=1)
+    result = project.runpytest(*args, "--perfgate-compare=base.json", "--perfgate-json=cur.json")
+    result.assert_outcomes(passed=1)
+    data = json.loads((project.path / "cur.json").read_text())
+    (slow,) = data["results"]
+    # /slow reports x-response-time, so the timing comparison is on server time
+    assert {c["metric"] for c in slow["comparisons"]} >= {"server_p95_ms", "error_rate"}
+    assert data["baseline"]["how"] == "file base.json"

@@ -145,9 +145,21 @@ def decide(
         if low <= 1.0:
             return INCONCLUSIVE, f"above {limit} but not significant (the interval includes 0)"
         return INCONCLUSIVE, f"above {limit} but the rank test does not confirm it (p={_p(up)})"
+    # The estimate decides "unchanged"; when the interval still reaches past the threshold the
+    # reason says so, rather than claiming a regression was ruled out.
+    caveat = (
+        f"; the interval reaches {_pct(high - 1.0)}, so more requests would be needed to rule "
+        "out a regression"
+        if high > 1.0 + threshold
+        else ""
+    )
     if r < 1.0 / (1.0 + threshold):
-        return UNCHANGED, f"faster by more than {limit} but not significantly; p={_p(down)}"
-    return UNCHANGED, f"within {limit}; Mann-Whitney p={_p(min(1.0, 2.0 * min(up, down)))}"
+        return UNCHANGED, (
+            f"faster by more than {limit} on the estimate but not significantly; "
+            f"p={_p(down)}{caveat}"
+        )
+    p_two = _p(min(1.0, 2.0 * min(up, down)))
+    return UNCHANGED, f"within {limit} on the estimate; Mann-Whitney p={p_two}{caveat}"
 
 
 def format_change(change: float, low: float, high: float) -> str:
