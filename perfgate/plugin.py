@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +12,23 @@ import pytest
 
 from perfgate import __version__
 from perfgate.budgets import load_config
-from perfgate.config import Config, Endpoint, Query, RegressionPolicy
 from perfgate.exceptions import ConfigError, PerfgateError
 from perfgate.fixture import PerfgateFixture
 from perfgate.gate import Gate, now_iso
+from perfgate.items import (
+    BASELINE,
+    CONFIG,
+    GATE,
+    NOTES,
+    REPORT,
+    RESULTS,
+    SETTINGS,
+    WORKER_ENV,
+    WRITTEN,
+    BudgetsFile,
+    judge,
+    record,
+)
 from perfgate.regression import BaselineSession, check_compare_target, commit_of
 from perfgate.report import (
     append_step_summary,
@@ -26,17 +37,9 @@ from perfgate.report import (
     write_json,
     write_markdown,
 )
-from perfgate.result import ERROR, FAILED, WARNED, GateReport, Result
+from perfgate.result import GateReport, Result
 from perfgate.settings import Settings
 
-SETTINGS = pytest.StashKey[Settings]()
-CONFIG = pytest.StashKey[Config]()
-GATE = pytest.StashKey[Gate]()
-RESULTS = pytest.StashKey[list[Result]]()
-REPORT = pytest.StashKey[GateReport]()
-WRITTEN = pytest.StashKey[list[str]]()
-NOTES = pytest.StashKey[list[str]]()  # baseline saved / not found / unreadable, for the summary
-BASELINE = pytest.StashKey[BaselineSession]()
 HOW_TO_RUN = "perfgate measurements run only with --perfgate (e.g. `pytest --perfgate`)"
 
 
@@ -216,106 +219,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return BudgetsFile.from_parent(parent, path=file_path)
 
 
-class BudgetsFile(pytest.File):
-    """budgets.yaml as a collector: one item per endpoint and per query."""
-
-    def collect(self) -> Iterator[pytest.Item]:
-        cfg = self.config.stash[CONFIG]
-        for endpoint in cfg.endpoints:
-            yield EndpointItem.from_parent(self, name=endpoint.name, endpoint=endpoint)
-        for query in cfg.queries:
-            yield QueryItem.from_parent(self, name=query.name, query=query)
-
-
-class GateItem(pytest.Item):
-    """Common behaviour: run, record, fail with the verdict's words (no traceback)."""
-
-    line: int | None = None
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.add_marker("perfgate")
-        self.add_marker(pytest.mark.xdist_group("perfgate"))
-
-    def measure(self, gate: Gate, source: str) -> Result:
-        raise NotImplementedError
-
-    @property
-    def policy(self) -> RegressionPolicy:
-        raise NotImplementedError
-
-    def runtest(self) -> None:
-        gate = self.config.stash[GATE]
-        source = f"{self.config.stash[SETTINGS].item_prefix}:{self.line}" if self.line else None
-        where = source or self.nodeid
-        result = judge(self.config, self.policy, lambda: self.measure(gate, where))
-        record(self.config, result)
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, PerfgateError):
-            return f"perfgate: {excinfo.value}"
-        return str(super().repr_failure(excinfo, style=style))
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, (self.line - 1) if self.line else None, f"perfgate: {self.name}"
-
-
-class EndpointItem(GateItem):
-    """One endpoint of the budgets file."""
-
-    def __init__(self, *, endpoint: Endpoint, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.endpoint = endpoint
-        self.line = endpoint.line
-
-    def measure(self, gate: Gate, source: str) -> Result:
-        return gate.run_endpoint(self.endpoint, source)
-
-    @property
-    def policy(self) -> RegressionPolicy:
-        return self.endpoint.regression
-
-
-class QueryItem(GateItem):
-    """One query of the budgets file."""
-
-    def __init__(self, *, query: Query, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.query = query
-        self.line = query.line
-
-    def measure(self, gate: Gate, source: str) -> Result:
-        return gate.run_query(self.query, source)
-
-    @property
-    def policy(self) -> RegressionPolicy:
-        return self.query.regression
-
-
-def judge(config: pytest.Config, policy: RegressionPolicy, measure: Callable[[], Result]) -> Result:
-    """Measure, then compare with the baseline when asked (measuring again while unclear)."""
-    result = measure()
-    baseline = config.stash.get(BASELINE, None)
-    if baseline is None or baseline.compare is None:
-        return result
-    return baseline.judge(result, policy, measure, config.stash[GATE].environment())
-
-
-def record(config: pytest.Config, result: Result) -> Result:
-    """Keep the result for the reports, then fail the current item if it breached.
-
-    Under --perfgate-warn-only nothing fails: a breach becomes WARNED, and a result that could
-    not be measured stays ERROR (reported as such, never as "over budget").
-    """
-    settings = config.stash[SETTINGS]
-    if result.status == FAILED and settings.warn_only:
-        result = dataclasses.replace(result, status=WARNED)
-    config.stash[RESULTS].append(result)
-    if result.status == FAILED or (result.status == ERROR and not settings.warn_only):
-        pytest.fail(result.explain(), pytrace=False)
-    return result
-
-
 @pytest.fixture
 def perfgate(request: pytest.FixtureRequest) -> PerfgateFixture:
     """Measure endpoints and queries from a test: ``await perfgate.endpoint("GET", "/x", ...)``."""
@@ -396,9 +299,6 @@ def _save_baseline(
         config.stash[NOTES].append(baseline.save(report, publish=settings.push))
     except PerfgateError as exc:
         config.stash[NOTES].append(f"baseline not saved: {exc}")
-
-
-WORKER_ENV = pytest.StashKey[dict[str, Any]]()
 
 
 @pytest.hookimpl(optionalhook=True)
