@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -134,3 +135,36 @@ def test_the_scratch_database_is_dropped(pytester: pytest.Pytester, pg_server_ds
     result = pytester.runpytest("--perfgate")
     result.assert_outcomes(passed=1)
     assert asyncio.run(_scratch_databases(pg_server_dsn)) == before
+
+
+def test_a_server_that_refuses_create_database_gets_a_clear_message(
+    pytester: pytest.Pytester, pg_server_dsn: str
+) -> None:
+    async def make_role() -> None:
+        conn = await asyncpg.connect(pg_server_dsn)
+        try:
+            await conn.execute(
+                "DO $$ BEGIN IF NOT EXISTS "
+                "(SELECT FROM pg_roles WHERE rolname = 'perfgate_nocreate') "
+                "THEN CREATE ROLE perfgate_nocreate LOGIN NOCREATEDB; END IF; END $$"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(make_role())
+    parts = urlsplit(pg_server_dsn)
+    netloc = "perfgate_nocreate@" + parts.netloc.rpartition("@")[2]
+    dsn = urlunsplit(parts._replace(netloc=netloc))
+    pytester.makeini(INI)
+    pytester.makefile(
+        ".yaml",
+        budgets=f"""
+        version: 1
+        database: {{dsn: "{dsn}"}}
+        queries:
+          q: {{sql: SELECT 1}}
+        """,
+    )
+    result = pytester.runpytest("--perfgate")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*refused CREATE DATABASE*needs a role with CREATEDB*"])
