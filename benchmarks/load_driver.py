@@ -2,10 +2,11 @@
 
 Starts a trivial HTTP server in a separate process on 127.0.0.1 (pinned to CPU 0 when the machine
 has two or more), then, from this process (pinned to CPU 1), drives it at concurrency 10 with
-wrk, with perfgate's ``drive`` over the transport ``make_client`` picks, and for reference with
-httpx's default transport, with httpx-aiohttp, with our transport when httpx rebuilds the
-request every time, and with a bare asyncio Protocol client (the floor for any asyncio
-client). Each is run ``--repeat`` times, interleaved; the medians are printed.
+wrk, with perfgate's ``drive`` over the transport ``make_client`` picks (also on uvloop when it
+is installed), and for reference with httpx's default transport, with httpx-aiohttp, with our
+transport when httpx rebuilds the request every time, and with a bare asyncio Protocol client
+(the floor for any asyncio client). Each is run ``--repeat`` times, interleaved; the medians
+are printed. ``--only TEXT`` keeps wrk and the rows whose name contains TEXT.
 
 Two servers, because "fast enough that the client is what is measured" and "like the targets
 perfgate gates" pull in different directions:
@@ -31,7 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,7 @@ def clients(url: str) -> dict[str, Callable[[float], Result]]:
     return {
         "wrk -t1 -c10": lambda s: run_wrk(url, s),
         "perfgate drive (make_client)": lambda s: asyncio.run(run_drive(ours(), s)),
+        "  drive on uvloop (optional)": lambda s: _on_uvloop(run_drive(ours(), s)),
         "  drive via client.send, our transport": lambda s: asyncio.run(
             run_drive(httpx.AsyncClient(base_url=url, transport=keepalive()), s)
         ),
@@ -265,10 +267,25 @@ def clients(url: str) -> dict[str, Callable[[float], Result]]:
     }
 
 
-def bench(kind: str, seconds: float, repeat: int) -> None:
+def _on_uvloop(coroutine: Coroutine[Any, Any, Result]) -> Result:
+    try:
+        import uvloop
+    except ImportError:
+        coroutine.close()
+        return Result(float("nan"), float("nan"), 1)
+    return uvloop.run(coroutine)
+
+
+def bench(kind: str, seconds: float, repeat: int, only: list[str]) -> None:
     proc, url = start_server(kind)
     try:
         runners = clients(url)
+        if only:  # wrk stays: every row is compared with it
+            runners = {
+                name: run
+                for name, run in runners.items()
+                if name.startswith("wrk") or any(part in name for part in only)
+            }
         results: dict[str, list[Result]] = {name: [] for name in runners}
         for _ in range(repeat):
             for name, runner in runners.items():
@@ -304,6 +321,9 @@ def main() -> None:
     parser.add_argument("--server", choices=["raw", "uvicorn", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only the rows containing this (repeatable)"
+    )
     parser.add_argument("--serve", choices=["raw", "uvicorn"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -314,7 +334,7 @@ def main() -> None:
         os.sched_setaffinity(0, {1})  # wrk inherits this too
     print(f"python {sys.version.split()[0]}, httpx {httpx.__version__}, {os.cpu_count()} CPUs")
     for kind in ("raw", "uvicorn") if args.server == "both" else (args.server,):
-        bench(kind, args.seconds, args.repeat)
+        bench(kind, args.seconds, args.repeat, args.only)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp.web
@@ -295,3 +298,116 @@ async def test_drive_an_asgi_app_in_process() -> None:
     }
     assert posted.samples[0].nbytes == len(b"echo:abc")
     assert {(s.status, s.error) for s in boom.samples} == {(500, "HTTP 500")}
+
+
+# Scripted raw responses, written a few bytes at a time so the parser sees every split point.
+SCRIPTS = {
+    "/interim-chunked": (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+        b"X-Cache: miss\r\nServer-Timing: a;dur=1\r\nserver-timing: b;dur=2\r\n\r\n"
+        b"3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\nTrailer: x\r\n\r\n"
+    ),
+    "/until-eof": b"HTTP/1.0 200 OK\r\nX-Response-Time: 4ms\r\n\r\nbody until eof",
+    "/garbage": b"SPDY/9 what\r\n\r\n",
+    "/short": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nonly5",
+}
+
+
+@pytest_asyncio.fixture
+async def scripted() -> AsyncIterator[str]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                script = SCRIPTS[head.split(b" ")[1].decode()]
+                for start in range(0, len(script), 7):
+                    writer.write(script[start : start + 7])
+                    await writer.drain()
+                    await asyncio.sleep(0.0005)
+                if not script.startswith(b"HTTP/1.1 ") or script == SCRIPTS["/short"]:
+                    break
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.asyncio
+@client_kinds
+async def test_responses_split_anywhere_interim_eof_and_malformed(
+    scripted: str, make: Callable[..., httpx.AsyncClient]
+) -> None:
+    async with make(scripted) as client:
+        runs = {
+            path: await drive(client, RequestSpec("GET", path), requests=3, concurrency=2, warmup=0)
+            for path in SCRIPTS
+        }
+    chunked = runs["/interim-chunked"].samples
+    assert {(s.status, s.nbytes, s.cache, s.server_ms, s.error) for s in chunked} == {
+        (200, 7, "MISS", 3.0, None)
+    }
+    assert {(s.nbytes, s.server_ms, s.error) for s in runs["/until-eof"].samples} == {
+        (14, 4.0, None)
+    }
+    for path in ("/garbage", "/short"):
+        errors = [s.error or "" for s in runs[path].samples]
+        assert all(e.startswith(("RemoteProtocolError", "ReadError")) for e in errors), errors
+
+
+@pytest.mark.asyncio
+async def test_concurrency_above_the_pool_size_waits_for_connections(server: Server) -> None:
+    async with make_client(server.base_url, headers={}, timeout_s=5, max_connections=2) as client:
+        run = await drive(
+            client, RequestSpec("GET", "/slow?s=0.01"), requests=8, concurrency=5, warmup=0
+        )
+    assert server.max_in_flight == 2
+    assert [s.error for s in run.samples] == [None] * 8
+
+
+@pytest.fixture
+def tls_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+    subprocess.run(
+        [*command.split(), "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True
+    )
+    return cert, key
+
+
+@pytest.mark.asyncio
+async def test_tls(tls_cert: tuple[Path, Path]) -> None:
+    cert, key = tls_cert
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def hello(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.Response(text="secret")
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/", hello)
+    runner = aiohttp.web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await aiohttp.web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    base_url = f"https://127.0.0.1:{port}"
+    try:
+        via_send = KeepAliveTransport(max_connections=2, verify=False)
+        async with httpx.AsyncClient(base_url=base_url, transport=via_send) as client:
+            assert (await client.get("/")).text == "secret"
+        lanes = KeepAliveTransport(max_connections=2, verify=False)
+        async with DriverClient(lanes, base_url=base_url) as client:
+            run = await drive(client, RequestSpec("GET", "/"), requests=6, concurrency=2, warmup=1)
+        assert {(s.status, s.nbytes, s.error) for s in run.samples} == {(200, 6, None)}
+        strict = KeepAliveTransport(max_connections=2)
+        async with DriverClient(strict, base_url=base_url) as client:
+            refused = await drive(
+                client, RequestSpec("GET", "/"), requests=1, concurrency=1, warmup=0
+            )
+        assert (refused.samples[0].error or "").startswith("ConnectError")
+    finally:
+        await runner.cleanup()

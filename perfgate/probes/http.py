@@ -14,6 +14,7 @@ from perfgate.exceptions import TargetError
 from perfgate.measurement import EndpointRun, RequestSample
 from perfgate.probes.servertiming import server_time_ms
 from perfgate.probes.transport import DriverClient, KeepAliveTransport, Prepared
+from perfgate.probes.wire import RawResponse, header_value, parse_headers
 
 __all__ = ["RequestSpec", "drive", "wait_ready"]
 
@@ -43,10 +44,11 @@ def _describe(exc: BaseException) -> str:
 
 
 _Accept = Callable[[int], bool]
-_One = Callable[[], Awaitable[RequestSample]]
+# A worker sends requests while take() allows and hands each sample to keep().
+_Worker = Callable[[Callable[[], bool], Callable[[RequestSample], None]], Awaitable[None]]
 
 
-def _via_client(client: httpx.AsyncClient, request: httpx.Request, accepted: _Accept) -> _One:
+def _via_client(client: httpx.AsyncClient, request: httpx.Request, accepted: _Accept) -> _Worker:
     """Send through ``client.send``: any transport, event hooks and auth honoured."""
     clock = time.perf_counter_ns
 
@@ -68,65 +70,79 @@ def _via_client(client: httpx.AsyncClient, request: httpx.Request, accepted: _Ac
             error=None if accepted(status) else f"HTTP {status}",
         )
 
-    return one
+    async def worker(take: Callable[[], bool], keep: Callable[[RequestSample], None]) -> None:
+        while take():
+            keep(await one())
+
+    return worker
 
 
-def _via_transport(transport: KeepAliveTransport, prepared: Prepared, accepted: _Accept) -> _One:
-    """Send through ``KeepAliveTransport.fetch``, skipping httpx's per-request objects."""
+def _via_lanes(transport: KeepAliveTransport, prepared: Prepared, accepted: _Accept) -> _Worker:
+    """Each worker sends through a ``Lane`` of its own, skipping httpx's per-request objects."""
     clock = time.perf_counter_ns
-    fetch = transport.fetch
 
-    async def one() -> RequestSample:
-        started = clock()
-        try:
-            status, headers, body, _ = await fetch(prepared)
-        except (httpx.HTTPError, OSError) as exc:
-            return RequestSample(clock() - started, None, 0, None, None, _describe(exc))
+    def sample(started: int, raw: RawResponse) -> RequestSample:
         latency = clock() - started
-        cache = timing = response_time = None
-        encoded = False
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered == b"x-cache":
-                cache = value.decode("latin-1")
-            elif lowered == b"server-timing":
-                text = value.decode("latin-1")
-                timing = text if timing is None else f"{timing}, {text}"
-            elif lowered == b"x-response-time":
-                response_time = value.decode("latin-1")
-            elif lowered == b"content-encoding":
-                encoded = True
+        status, head, body, _ = raw
+        lowered = head.lower()
         nbytes = len(body)
-        if encoded:  # rare in a load test; let httpx decode so nbytes means the same either way
+        if b"\ncontent-encoding:" in lowered:
+            # Rare in a load test; let httpx decode so nbytes means the same either way.
             try:
-                nbytes = len(httpx.Response(status, headers=headers, content=body).content)
+                nbytes = len(
+                    httpx.Response(status, headers=parse_headers(head), content=body).content
+                )
             except httpx.DecodingError as exc:
                 return RequestSample(latency, status, len(body), None, None, _describe(exc))
+        server_ms = None
+        if b"\nserver-timing:" in lowered or b"\nx-response-time:" in lowered:
+            server_ms = server_time_ms(
+                header_value(head, lowered, b"server-timing"),
+                header_value(head, lowered, b"x-response-time"),
+            )
+        cache = None
+        if b"\nx-cache:" in lowered:
+            cache = _cache_status(header_value(head, lowered, b"x-cache"))
         return RequestSample(
             latency_ns=latency,
             status=status,
             nbytes=nbytes,
-            cache=_cache_status(cache),
-            server_ms=server_time_ms(timing, response_time),
+            cache=cache,
+            server_ms=server_ms,
             error=None if accepted(status) else f"HTTP {status}",
         )
 
-    return one
+    async def worker(take: Callable[[], bool], keep: Callable[[RequestSample], None]) -> None:
+        def record(started: int, raw: RawResponse | None, error: Exception | None) -> None:
+            if raw is not None:
+                keep(sample(started, raw))
+            elif error is not None:
+                keep(RequestSample(clock() - started, None, 0, None, None, _describe(error)))
+
+        lane = transport.lane(prepared)
+        try:
+            await lane.repeat(take, record)
+        finally:
+            lane.release()
+
+    return worker
 
 
-async def _run(one: _One, count: int, concurrency: int) -> list[RequestSample]:
+async def _run(worker: _Worker, count: int, concurrency: int) -> list[RequestSample]:
     """Send ``count`` requests with ``concurrency`` workers pulling from one shared counter."""
     samples: list[RequestSample] = []
     remaining = count
 
-    async def worker() -> None:
+    def take() -> bool:
         nonlocal remaining
-        # No await between the check and the decrement, so workers never over-issue.
-        while remaining > 0:
-            remaining -= 1
-            samples.append(await one())
+        if remaining <= 0:
+            return False
+        remaining -= 1
+        return True
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, count))]
+    workers = [
+        asyncio.ensure_future(worker(take, samples.append)) for _ in range(min(concurrency, count))
+    ]
     try:
         await asyncio.gather(*workers)
     finally:
@@ -158,8 +174,11 @@ async def drive(
     timeouts are recorded as samples with ``status=None``, never raised. ``nbytes`` is the body
     size after content decoding. The request is built once and re-sent (httpx's URL parsing
     would otherwise dominate the client's cost), so cookies set during the run are not sent
-    back; with a ``make_client`` client (no auth, no event hooks) it goes straight to the
-    transport, skipping httpx's response objects (see probes/transport.py for the figures).
+    back. With a ``make_client`` client (no auth, no event hooks) each worker sends through a
+    ``Lane`` of the transport, a connection of its own, and sends its next request from the
+    callback that parses the previous response, skipping httpx's response objects and the task
+    switch (see probes/transport.py for the figures); there at most ``max_connections``
+    requests are in flight even when ``concurrency`` is higher.
     """
     if requests < 1 or concurrency < 1 or warmup < 0:
         raise ValueError(
@@ -178,16 +197,19 @@ async def drive(
         json=request.json,
         content=request.body,
     )
-    one = _via_client(client, built, accepted)
+    start = _via_client(client, built, accepted)
+    workers = concurrency
     transport = _direct_transport(client)
     if transport is not None:
         # An unusable URL falls through to client.send, which records the error per request.
         with contextlib.suppress(httpx.HTTPError):
-            one = _via_transport(transport, transport.prepare(built, built.content), accepted)
+            start = _via_lanes(transport, transport.prepare(built, built.content), accepted)
+            # A lane keeps its connection slot, so workers beyond the pool would only wait.
+            workers = min(concurrency, transport.max_connections)
     if warmup:
-        await _run(one, warmup, concurrency)
+        await _run(start, warmup, workers)
     started = time.perf_counter_ns()
-    samples = await _run(one, requests, concurrency)
+    samples = await _run(start, requests, workers)
     wall_ns = time.perf_counter_ns() - started
     return EndpointRun(
         samples=tuple(samples), wall_ns=wall_ns, concurrency=concurrency, warmup=warmup

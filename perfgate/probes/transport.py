@@ -1,44 +1,54 @@
 """The transport the load driver sends through, and ``make_client`` to build its client.
 
-The driver must not be the bottleneck. CPU per request of each client at concurrency 10 against
-uvicorn / against a raw asyncio constant-response server, server and client on different vCPUs
-of the 2-vCPU CI box (``python benchmarks/load_driver.py``; table and caveats in
-benchmarks/README.md):
+The driver must not be the bottleneck. Client CPU per request and req/s as a fraction of wrk's at
+concurrency 10, against uvicorn / against a raw asyncio constant-response server, server and
+client on different vCPUs of the 2-vCPU CI box (``python benchmarks/load_driver.py``, median of
+3 x 3 s, load average 1.8; table, other runs and caveats in benchmarks/README.md):
 
-    wrk                                         52 /   18 µs    1.00 / 1.00 of wrk's req/s
-    drive -> KeepAliveTransport.fetch          196 /  108 µs    0.72 / 0.27   <- make_client
-    drive -> httpx.AsyncClient.send -> this    444 /  360 µs    0.46 / 0.10
-    drive -> httpx-aiohttp                     778 /  672 µs    0.32 / 0.05
-    drive -> httpx default (httpcore)         1883 / 1987 µs    0.16 / 0.02
-    bare asyncio Protocol client (floor)       100 /   23 µs    0.85 / 0.91
+    wrk                                           46 /   14 µs    1.00 / 1.00 of wrk's req/s
+    drive -> Lane (make_client)                  112 /   44 µs    0.83 / 0.40   <- make_client
+    the same on uvloop (optional)                100 /   46 µs    0.79 / 0.36
+    drive -> httpx.AsyncClient.send -> this      379 /  298 µs    0.45 / 0.09
+    drive -> httpx-aiohttp                       445 /  429 µs    0.45 / 0.06
+    drive -> httpx default (httpcore)           1510 / 1925 µs    0.17 / 0.02
+    bare asyncio Protocol client (floor)          70 /   22 µs    1.04 / 0.72
 
 httpx's own per-request work (URL parsing when building, cookie extraction, the response model
 and decoding) costs more than any transport underneath it, so swapping transports alone cannot
-get near wrk. Hence this module: a minimal HTTP/1.1 keep-alive transport (asyncio streams, one
-write per request, a LIFO pool, bodies read whole, one timer handle per request instead of
-``wait_for``) that works as an ordinary httpx transport, plus ``prepare``/``fetch``, so that
-``drive`` encodes its request once and skips httpx's per-request objects when the client is a
-``DriverClient`` from ``make_client``. Callers still hold an ``httpx.AsyncClient`` and see
-httpx exceptions.
+get near wrk. Hence this module: a minimal HTTP/1.1 keep-alive transport over ``wire.Wire``
+(an asyncio Protocol per connection that parses responses in ``data_received``), a LIFO pool,
+one write per request, bodies read whole, one deadline sweep per transport instead of a timer
+per request. It works as an ordinary httpx transport, and offers ``prepare`` and ``lane``:
+``drive`` encodes its request once and gives each worker a ``Lane``, a connection of its own
+(no pool or semaphore per request) on which the next request is sent from the callback that
+completes the previous response, with no task switch in between. Callers still hold an
+``httpx.AsyncClient`` and see httpx exceptions.
 
-Scope: HTTP/1.1 over TCP or TLS; no proxies, no HTTP/2, no streamed response bodies.
+Scope: HTTP/1.1 over TCP or TLS; no proxies, no HTTP/2, no streamed response bodies, no
+pipelining.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, NamedTuple
 
 import httpx
 
+from perfgate.probes.wire import Deadlines, Failure, RawResponse, Wire, parse_headers
+
 __all__ = [
     "ASGIApp",
     "DriverClient",
     "KeepAliveTransport",
+    "Lane",
     "Prepared",
     "RawResponse",
+    "Record",
     "make_client",
 ]
 
@@ -53,35 +63,12 @@ ASGIApp = Callable[
 
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
-_STREAM_LIMIT = 1 << 20  # longest response head (or chunk-size line) we accept
 _Key = tuple[bytes, bytes, int]
 
 
-class _Connection:
-    """One keep-alive connection; ``expired`` is set by the request timer before it aborts."""
-
-    __slots__ = ("expired", "reader", "writer")
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.expired = False
-
-    def expire(self) -> None:
-        self.expired = True
-        self.writer.transport.abort()
-
-    def usable(self) -> bool:
-        return not (self.reader.at_eof() or self.writer.is_closing())
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-# Prepared and RawResponse are NamedTuples rather than frozen dataclasses because RawResponse
-# is built and unpacked once per request on the driver's hot path, where that is measurably cheaper.
+# A NamedTuple like RawResponse, which it is unpacked next to on the driver's hot path.
 class Prepared(NamedTuple):
-    """A request encoded once for ``KeepAliveTransport.fetch``, which may send it many times."""
+    """A request encoded once for ``KeepAliveTransport.fetch`` or a ``Lane``, sent many times."""
 
     request: httpx.Request  # kept for the exceptions, which name it
     key: _Key
@@ -94,39 +81,174 @@ class Prepared(NamedTuple):
     read_timeout: float | None
 
 
-class RawResponse(NamedTuple):
-    """A whole response as received: body de-chunked but not content-decoded."""
+Record = Callable[[int, "RawResponse | None", "httpx.HTTPError | OSError | None"], None]
 
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    chunked: bool
+
+class Lane:
+    """One worker's connection for sending one prepared request over and over.
+
+    The lane holds one of the transport's connection slots from its first ``fetch`` until
+    ``release``, so a worker pays no pool or semaphore cost per request; ``release`` returns
+    its connection to the transport's pool for the next lane.
+    """
+
+    __slots__ = ("_holds_slot", "_pool", "_prepared", "_wire")
+
+    def __init__(self, pool: KeepAliveTransport, prepared: Prepared, *, holds_slot: bool) -> None:
+        self._pool = pool
+        self._prepared = prepared
+        self._wire: Wire | None = None
+        self._holds_slot = holds_slot
+
+    async def fetch(self) -> RawResponse:
+        """Send the request and read its whole response; errors are httpx exceptions."""
+        prepared = self._prepared
+        retried = False
+        while True:
+            wire = self._wire
+            if wire is None or not wire.reusable:
+                if wire is not None:
+                    wire.close()
+                if not self._holds_slot:
+                    await self._pool.acquire(prepared)
+                    self._holds_slot = True
+                wire, reused = await self._pool.checkout(prepared)
+                self._wire = wire
+            else:
+                reused = True
+            try:
+                raw = await wire.send(prepared.payload, prepared.head_only, prepared.read_timeout)
+            except Failure as failure:
+                self._wire = None
+                wire.close()
+                stale = failure.kind == "lost" and not failure.received
+                if stale and reused and not retried and prepared.idempotent:
+                    retried = True  # the server closed an idle connection just as we reused it
+                    continue
+                raise _error(failure, prepared) from None
+            except BaseException:  # cancelled mid-response: the connection's state is unknown
+                self._wire = None
+                wire.close()
+                raise
+            if prepared.close or not wire.reusable:
+                self._wire = None
+                wire.close()
+            return raw
+
+    async def repeat(self, take: Callable[[], bool], record: Record) -> None:
+        """Send the request while ``take()`` allows; pass each outcome to ``record``.
+
+        ``record(started_ns, response, error)`` gets exactly one of ``response`` and ``error``
+        (an httpx exception) per request taken. While the connection stays healthy the next
+        request is sent from the callback that completes the previous response, with no task
+        switch in between, which is what keeps a Python client close to wrk.
+        """
+        clock = time.perf_counter_ns
+        owed = None  # a request taken whose connection failed under it, with its start time
+        while owed is not None or take():
+            started = clock() if owed is None else owed
+            owed = None
+            try:
+                raw = await self.fetch()
+            except (httpx.HTTPError, OSError) as exc:
+                record(started, None, exc)
+                continue
+            record(started, raw, None)
+            wire = self._wire
+            if wire is None:
+                continue
+            try:
+                outcome = await self._chain(wire, take, record)
+            except BaseException:  # cancelled: a request may be in flight on the connection
+                self._wire = None
+                wire.close()
+                raise
+            if outcome is not None or not wire.reusable:
+                self._wire = None
+                wire.close()
+            if outcome is not None:
+                started, failure = outcome
+                stale = failure.kind == "lost" and not failure.received
+                if stale and self._prepared.idempotent:
+                    owed = started  # retried on a fresh connection by fetch
+                else:
+                    record(started, None, _error(failure, self._prepared))
+
+    def _chain(
+        self, wire: Wire, take: Callable[[], bool], record: Record
+    ) -> asyncio.Future[tuple[int, Failure] | None]:
+        """Send requests back to back from the response callback until done or failed."""
+        prepared = self._prepared
+        payload, head_only, timeout = prepared.payload, prepared.head_only, prepared.read_timeout
+        clock = time.perf_counter_ns
+        done: asyncio.Future[tuple[int, Failure] | None]
+        done = asyncio.get_running_loop().create_future()
+        started = 0
+
+        def on_response(outcome: RawResponse | Failure) -> None:
+            nonlocal started
+            if done.done():  # the task was cancelled
+                return
+            try:
+                if isinstance(outcome, Failure):
+                    done.set_result((started, outcome))
+                    return
+                record(started, outcome, None)
+                if prepared.close or not wire.reusable or not take():
+                    done.set_result(None)
+                    return
+                started = clock()
+                wire.start(payload, head_only, timeout, on_response)
+            except BaseException as exc:  # a bug in record must reach the task, not the loop
+                done.set_exception(exc)
+
+        if prepared.close or not wire.reusable or not take():
+            done.set_result(None)
+        else:
+            started = clock()
+            wire.start(payload, head_only, timeout, on_response)
+        return done
+
+    def release(self) -> None:
+        """Give the connection back to the transport's pool and free the slot."""
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            self._pool.checkin(self._prepared.key, wire)
+        if self._holds_slot:
+            self._holds_slot = False
+            self._pool.release_slot()
 
 
 class KeepAliveTransport(httpx.AsyncBaseTransport):
     """A minimal HTTP/1.1 keep-alive transport with at most ``max_connections`` open sockets.
 
-    Besides the httpx interface it offers ``prepare`` + ``fetch``: the load driver encodes its
-    request once and gets raw responses, skipping httpx's per-request model objects.
+    Besides the httpx interface it offers ``prepare`` + ``fetch`` or ``lane``: the load driver
+    encodes its request once and gets raw responses, skipping httpx's per-request objects.
     """
 
     def __init__(self, *, max_connections: int, verify: bool | ssl.SSLContext = True) -> None:
+        self.max_connections = max_connections
         self._slots = asyncio.Semaphore(max_connections)
-        self._idle: dict[_Key, list[_Connection]] = {}
+        self._idle: dict[_Key, list[Wire]] = {}
         self._verify = verify
         self._ssl_context: ssl.SSLContext | None = None
         self._closed = False
+        self._deadlines = Deadlines()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         raw = await self.fetch(self.prepare(request, await _request_body(request)))
+        try:
+            headers = parse_headers(raw.head)
+        except ValueError as exc:
+            raise httpx.RemoteProtocolError(f"malformed response: {exc}", request=request) from exc
         if raw.chunked:
             # content= would add a Content-Length next to Transfer-Encoding; a stream does not.
             stream = httpx.ByteStream(raw.body)
-            return httpx.Response(raw.status, headers=raw.headers, stream=stream, request=request)
-        return httpx.Response(raw.status, headers=raw.headers, content=raw.body, request=request)
+            return httpx.Response(raw.status, headers=headers, stream=stream, request=request)
+        return httpx.Response(raw.status, headers=headers, content=raw.body, request=request)
 
     def prepare(self, request: httpx.Request, body: bytes) -> Prepared:
-        """Encode ``request`` (whose body is ``body``) for ``fetch``."""
+        """Encode ``request`` (whose body is ``body``) for ``fetch`` or ``lane``."""
         url = request.url
         scheme = url.raw_scheme
         if scheme not in _DEFAULT_PORTS:
@@ -147,39 +269,29 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             read_timeout=timeouts.get("read"),
         )
 
+    def lane(self, prepared: Prepared) -> Lane:
+        """A connection of one's own for repeated ``fetch``es; ``release`` it when done."""
+        return Lane(self, prepared, holds_slot=False)
+
     async def fetch(self, prepared: Prepared) -> RawResponse:
         """Send a prepared request and read its whole response; errors are httpx exceptions."""
-        await self._acquire(prepared)
+        await self.acquire(prepared)
+        lane = Lane(self, prepared, holds_slot=True)
         try:
-            for attempt in (1, 2):
-                conn, reused = await self._connection(prepared)
-                try:
-                    raw, keep_alive = await _exchange(conn, prepared)
-                except _StaleConnection as stale:
-                    conn.close()
-                    if reused and attempt == 1 and prepared.idempotent:
-                        continue  # the server closed an idle connection just as we reused it
-                    raise stale.error from None
-                except BaseException:
-                    conn.close()
-                    raise
-                if keep_alive and not prepared.close and not self._closed:
-                    self._idle.setdefault(prepared.key, []).append(conn)
-                else:
-                    conn.close()
-                return raw
-            raise AssertionError("unreachable")  # pragma: no cover
+            return await lane.fetch()
         finally:
-            self._slots.release()
+            lane.release()
 
     async def aclose(self) -> None:
         self._closed = True
+        self._deadlines.stop()
         for connections in self._idle.values():
-            for conn in connections:
-                conn.close()
+            for wire in connections:
+                wire.close()
         self._idle.clear()
 
-    async def _acquire(self, prepared: Prepared) -> None:
+    async def acquire(self, prepared: Prepared) -> None:
+        """Take a connection slot, waiting at most the request's pool timeout."""
         if not self._slots.locked():
             await self._slots.acquire()  # returns at once; the common case stays cheap
             return
@@ -190,20 +302,34 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
                 f"no free connection within {prepared.pool_timeout:g}s", request=prepared.request
             ) from None
 
-    async def _connection(self, prepared: Prepared) -> tuple[_Connection, bool]:
+    def release_slot(self) -> None:
+        self._slots.release()
+
+    def checkin(self, key: _Key, wire: Wire) -> None:
+        if wire.reusable and not self._closed:
+            self._idle.setdefault(key, []).append(wire)
+        else:
+            wire.close()
+
+    async def checkout(self, prepared: Prepared) -> tuple[Wire, bool]:
+        """An idle connection to the request's origin, else a new one; and whether it was idle."""
         idle = self._idle.get(prepared.key)
         while idle:
-            conn = idle.pop()
-            if conn.usable():
-                return conn, True
-            conn.close()
+            wire = idle.pop()
+            if wire.reusable:
+                return wire, True
+            wire.close()
         scheme, host, port = prepared.key
         context = self._context() if scheme == b"https" else None
         timeout = prepared.connect_timeout
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    host.decode("ascii"), port, ssl=context, limit=_STREAM_LIMIT
+            _, wire = await asyncio.wait_for(
+                loop.create_connection(
+                    functools.partial(Wire, self._deadlines),
+                    host.decode("ascii"),
+                    port,
+                    ssl=context,
                 ),
                 timeout,
             )
@@ -216,7 +342,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(
                 f"{_where(prepared.key)}: {exc}", request=prepared.request
             ) from exc
-        return _Connection(reader, writer), False
+        return wire, False
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -230,66 +356,21 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         return self._ssl_context
 
 
-async def _exchange(conn: _Connection, prepared: Prepared) -> tuple[RawResponse, bool]:
-    """Send one request and read its whole response; return it and whether to keep-alive."""
+def _error(failure: Failure, prepared: Prepared) -> httpx.TransportError:
+    """The httpx exception for a ``Failure``, naming the request."""
     request = prepared.request
-    timer = None
-    if prepared.read_timeout is not None:
-        timer = asyncio.get_running_loop().call_later(prepared.read_timeout, conn.expire)
-    reader = conn.reader
-    received_any = False
-    try:
-        conn.writer.write(prepared.payload)
-        if len(prepared.payload) > 65536:
-            await conn.writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        received_any = True
-        status, headers, framing, length, keep_alive = _parse_head(head)
-        while 100 <= status < 200 and status != 101:  # skip interim responses
-            head = await reader.readuntil(b"\r\n\r\n")
-            status, headers, framing, length, keep_alive = _parse_head(head)
-        if prepared.head_only or status in (204, 304) or status < 200:
-            body = b""
-            keep_alive = keep_alive and status >= 200  # after a 101 it is not HTTP any more
-        elif framing == "chunked":
-            body = await _read_chunked(reader)
-        elif framing == "length":
-            body = await reader.readexactly(length)
-        else:
-            body = await reader.read()
-            keep_alive = False
-    except (asyncio.IncompleteReadError, ConnectionError) as exc:
-        if conn.expired:
-            raise httpx.ReadTimeout(
-                f"no complete response within {prepared.read_timeout:g}s", request=request
-            ) from None
-        if not received_any and not (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
-            raise _StaleConnection(
-                httpx.RemoteProtocolError(
-                    "server disconnected without sending a response", request=request
-                )
-            ) from exc
-        if isinstance(exc, asyncio.IncompleteReadError):
-            raise httpx.RemoteProtocolError(
-                "server closed the connection before the response was complete", request=request
-            ) from exc
-        raise httpx.ReadError(f"{type(exc).__name__}: {exc}", request=request) from exc
-    except (asyncio.LimitOverrunError, ValueError) as exc:
-        raise httpx.RemoteProtocolError(f"malformed response: {exc}", request=request) from exc
-    except OSError as exc:
-        raise httpx.ReadError(f"{type(exc).__name__}: {exc}", request=request) from exc
-    finally:
-        if timer is not None:
-            timer.cancel()
-    return RawResponse(status, headers, body, framing == "chunked"), keep_alive
-
-
-class _StaleConnection(Exception):
-    """The connection failed before any response byte: safe to retry an idempotent request."""
-
-    def __init__(self, error: httpx.TransportError) -> None:
-        super().__init__(str(error))
-        self.error = error
+    if failure.kind == "timeout":
+        message = f"no complete response within {prepared.read_timeout:g}s"
+        return httpx.ReadTimeout(message, request=request)
+    if failure.kind == "malformed":
+        return httpx.RemoteProtocolError(f"malformed response: {failure.detail}", request=request)
+    if failure.detail:
+        return httpx.ReadError(failure.detail, request=request)
+    if failure.received:
+        message = "server closed the connection before the response was complete"
+    else:
+        message = "server disconnected without sending a response"
+    return httpx.RemoteProtocolError(message, request=request)
 
 
 def _where(key: _Key) -> str:
@@ -316,53 +397,6 @@ def _encode_request(request: httpx.Request, body: bytes) -> bytes:
     else:
         parts.append(body)
     return b"".join(parts)
-
-
-def _parse_head(head: bytes) -> tuple[int, list[tuple[bytes, bytes]], str, int, bool]:
-    """Status, headers, body framing ("chunked", "length" or "eof"), length and keep-alive."""
-    lines = head[:-4].split(b"\r\n")
-    version, _, rest = lines[0].partition(b" ")
-    if not version.startswith(b"HTTP/1."):
-        raise ValueError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    status = int(rest[:3])
-    keep_alive = version != b"HTTP/1.0"
-    body_kind, length = "eof", 0
-    headers: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
-        if line[:1] in (b" ", b"\t") and headers:  # obsolete line folding
-            name, value = headers.pop()
-            headers.append((name, value + b" " + line.strip()))
-            continue
-        name, sep, value = line.partition(b":")
-        if not sep:
-            raise ValueError(f"header line without a colon: {line[:80]!r}")
-        value = value.strip()
-        headers.append((name, value))
-        lowered = name.lower()
-        if lowered == b"content-length" and body_kind != "chunked":
-            body_kind, length = "length", int(value)
-        elif lowered == b"transfer-encoding" and value.lower().endswith(b"chunked"):
-            body_kind = "chunked"
-        elif lowered == b"connection":
-            tokens = {token.strip() for token in value.lower().split(b",")}
-            if b"close" in tokens:
-                keep_alive = False
-            elif b"keep-alive" in tokens:
-                keep_alive = True
-    return status, headers, body_kind, length, keep_alive
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        size_line = await reader.readuntil(b"\r\n")
-        size = int(size_line.split(b";", 1)[0].strip(), 16)
-        if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                pass
-            return b"".join(chunks)
-        chunk = await reader.readexactly(size + 2)
-        chunks.append(chunk[:-2])
 
 
 def make_client(
