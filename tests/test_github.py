@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -544,3 +545,75 @@ def test_full_dry_run_a_real_gate_then_comment_twice(
     assert "**slow**" in posted["body"]
     assert "p50_ms" in posted["body"]
     assert "❌ **fail**" in posted["body"]
+
+
+SLOW_APP = """
+import asyncio
+
+DELAY_S = {delay}
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({{"type": message["type"] + ".complete"}})
+            if message["type"] == "lifespan.shutdown":
+                return
+    await asyncio.sleep(DELAY_S)
+    timing = f"total;dur={{DELAY_S * 1000:.3f}}".encode()
+    await send({{"type": "http.response.start", "status": 200,
+                "headers": [(b"server-timing", timing)]}})
+    await send({{"type": "http.response.body", "body": b"ok"}})
+"""
+SAVE_COMPARE_BUDGETS = """
+version: 1
+target: {app: "webapp:app"}
+defaults: {requests: 200, concurrency: 4, warmup: 5}
+endpoints:
+  work: {request: GET /work, budget: {p99_ms: 2s}}
+"""
+
+
+def test_ci_dry_run_save_compare_then_one_comment_with_the_regression(
+    github: FakeGitHub,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The issue's dry run: baseline on main, slowed branch compared, commented on twice."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    path = pytester.path
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=path, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "ci@example.com")
+    git("config", "user.name", "CI")
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    (path / "webapp.py").write_text(SLOW_APP.format(delay=0.004))
+    (path / "budgets.yaml").write_text(SAVE_COMPARE_BUDGETS)
+    (path / ".gitignore").write_text("__pycache__/\n.pytest_cache/\nperfgate/\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "base")
+    pytester.runpytest("--perfgate", "--perfgate-save").assert_outcomes(passed=1)
+
+    git("checkout", "-q", "-b", "slow")
+    (path / "webapp.py").write_text(SLOW_APP.format(delay=0.012))
+    git("commit", "-q", "-am", "three times slower")
+    gate = pytester.runpytest(
+        "--perfgate", "--perfgate-compare", "--perfgate-json=perfgate/results.json"
+    )
+    gate.assert_outcomes(failed=1)
+    results = str(path / "perfgate" / "results.json")
+    capsys.readouterr()
+
+    assert comment(results) == 0
+    assert comment(results) == 0
+    assert len(github.comments[7]) == 1
+    (posted,) = github.ours(7)
+    assert "regression" in posted["body"]
+    assert "server&#95;p95&#95;ms" in posted["body"] or "server_p95_ms" in posted["body"]
