@@ -2,9 +2,10 @@
 
 Starts a trivial HTTP server in a separate process on 127.0.0.1 (pinned to CPU 0 when the machine
 has two or more), then, from this process (pinned to CPU 1), drives it at concurrency 10 with
-wrk, with perfgate's ``drive`` over the transport ``make_client`` picks (also on uvloop when it
-is installed), and for reference with httpx's default transport, with httpx-aiohttp, with our
-transport when httpx rebuilds the request every time, and with a bare asyncio Protocol client
+wrk, with perfgate's ``drive`` over the transport ``make_client`` picks on the loop the gate
+uses (uvloop, a dependency on Linux and macOS; also on plain asyncio), and for reference with
+httpx's default transport, with httpx-aiohttp, with our transport when httpx rebuilds the
+request every time, and with a bare asyncio Protocol client
 (the floor for any asyncio client). Each is run ``--repeat`` times, interleaved; the medians
 are printed. ``--only TEXT`` keeps wrk and the rows whose name contains TEXT.
 
@@ -27,7 +28,7 @@ import dataclasses
 import os
 import re
 import resource
-import socket
+import shlex
 import statistics
 import subprocess
 import sys
@@ -41,8 +42,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from perfgate.loop import new_event_loop
 from perfgate.probes.http import RequestSpec, drive
 from perfgate.probes.transport import KeepAliveTransport, make_client
+from perfgate.target import CommandTarget
 
 CONCURRENCY = 10
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
@@ -88,26 +91,16 @@ def serve(kind: str, port: int) -> None:
         uvicorn.run(_asgi_app, host="127.0.0.1", port=port, log_level="error", lifespan="off")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(kind: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)])
-    if _cores() >= 2:
-        os.sched_setaffinity(proc.pid, {0})
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"the {kind} server did not start")
+def start_server(kind: str) -> CommandTarget:
+    """The server in a child process on a free port (perfgate's own command target)."""
+    command = (
+        f"{shlex.quote(sys.executable)} {shlex.quote(__file__)} --serve {kind} --port {{port}}"
+    )
+    server = CommandTarget(command, env={}, cwd=Path.cwd(), ready_path="/", ready_timeout_s=15)
+    server.start()
+    if _cores() >= 2 and server.pid is not None:
+        os.sched_setaffinity(server.pid, {0})
+    return server
 
 
 def _cores() -> int:
@@ -251,8 +244,8 @@ def clients(url: str) -> dict[str, Callable[[float], Result]]:
     limits = httpx.Limits(max_connections=CONCURRENCY)
     return {
         "wrk -t1 -c10": lambda s: run_wrk(url, s),
-        "perfgate drive (make_client)": lambda s: asyncio.run(run_drive(ours(), s)),
-        "  drive on uvloop (optional)": lambda s: _on_uvloop(run_drive(ours(), s)),
+        "perfgate drive (make_client)": lambda s: _on_gate_loop(run_drive(ours(), s)),
+        "  drive on plain asyncio": lambda s: asyncio.run(run_drive(ours(), s)),
         "  drive via client.send, our transport": lambda s: asyncio.run(
             run_drive(httpx.AsyncClient(base_url=url, transport=keepalive()), s)
         ),
@@ -267,19 +260,20 @@ def clients(url: str) -> dict[str, Callable[[float], Result]]:
     }
 
 
-def _on_uvloop(coroutine: Coroutine[Any, Any, Result]) -> Result:
+def _on_gate_loop(coroutine: Coroutine[Any, Any, Result]) -> Result:
+    """Run on the loop the gate itself measures on (uvloop where installed)."""
+    loop = new_event_loop()
     try:
-        import uvloop
-    except ImportError:
-        coroutine.close()
-        return Result(float("nan"), float("nan"), 1)
-    return uvloop.run(coroutine)
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
 
 
 def bench(kind: str, seconds: float, repeat: int, only: list[str]) -> None:
-    proc, url = start_server(kind)
+    server = start_server(kind)
+    pid = server.pid or 0
     try:
-        runners = clients(url)
+        runners = clients(server.base_url)
         if only:  # wrk stays: every row is compared with it
             runners = {
                 name: run
@@ -289,13 +283,12 @@ def bench(kind: str, seconds: float, repeat: int, only: list[str]) -> None:
         results: dict[str, list[Result]] = {name: [] for name in runners}
         for _ in range(repeat):
             for name, runner in runners.items():
-                before = _cpu_seconds(proc.pid)
+                before = _cpu_seconds(pid)
                 result = runner(seconds)
-                server_us = (_cpu_seconds(proc.pid) - before) / result.sent * 1e6
+                server_us = (_cpu_seconds(pid) - before) / result.sent * 1e6
                 results[name].append(dataclasses.replace(result, server_cpu_us=server_us))
     finally:
-        proc.terminate()
-        proc.wait()
+        server.stop()
     wrk = statistics.median(r.rps for r in results["wrk -t1 -c10"])
     print(f"\nserver: {kind}  (median of {repeat} x {seconds:g}s, concurrency {CONCURRENCY})")
     print(

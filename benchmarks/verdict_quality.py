@@ -33,9 +33,8 @@ import asyncio
 import json
 import math
 import random
-import socket
+import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -52,6 +51,7 @@ from perfgate.probes.http import RequestSpec, drive
 from perfgate.probes.transport import make_client
 from perfgate.result import INCONCLUSIVE, REGRESSION, Result, bounded
 from perfgate.stats import coefficient_of_variation, quantile
+from perfgate.target import CommandTarget
 
 BASE_MS = 2.0
 JITTER_SIGMA = 0.25
@@ -102,25 +102,14 @@ def serve(port: int, factor: float, per_ms: float) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", lifespan="off")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(factor: float, per_ms: float) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    args = [sys.executable, __file__, "--serve", str(port), str(factor), str(per_ms)]
-    proc = subprocess.Popen(args)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the benchmark server did not start")
+def start_server(factor: float, per_ms: float) -> CommandTarget:
+    """One copy of the app in a child process on a free port (perfgate's own command target)."""
+    command = (
+        f"{shlex.quote(sys.executable)} {shlex.quote(__file__)} --serve {{port}} {factor} {per_ms}"
+    )
+    server = CommandTarget(command, env={}, cwd=Path.cwd(), ready_path="/", ready_timeout_s=15)
+    server.start()
+    return server
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -162,9 +151,11 @@ def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     try:
         for i in range(args.pairs):
             for name in CONDITIONS:
-                base = asyncio.run(measure(servers["base"][1], args.requests, args.concurrency))
+                base = asyncio.run(
+                    measure(servers["base"].base_url, args.requests, args.concurrency)
+                )
                 runs = [
-                    asyncio.run(measure(servers[name][1], args.requests, args.concurrency))
+                    asyncio.run(measure(servers[name].base_url, args.requests, args.concurrency))
                     for _ in range(args.rounds)
                 ]
                 data[name].append(
@@ -176,10 +167,8 @@ def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
             elapsed = time.monotonic() - started
             print(f"  pair {i + 1}/{args.pairs} measured ({elapsed:.0f} s)", flush=True)
     finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-        for proc, _ in servers.values():
-            proc.wait(timeout=10)
+        for server in servers.values():
+            server.stop()
     return data
 
 
