@@ -16,6 +16,7 @@ from perfgate.stats import (
     quantile_order_statistics,
     rate_estimate,
 )
+from perfgate.units import format_confidence
 
 QUANTILES = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0.99}
 NOTHING = Metric(math.nan, "ms")
@@ -105,7 +106,9 @@ def _no_interval(key: str, n: int, confidence: float) -> str:
         None,
     )
     more = f" (needs at least {needed})" if needed else ""
-    return f"no {confidence:.0%} interval for p{round(q * 100)} from {n} requests{more}"
+    return (
+        f"no {format_confidence(confidence)} interval for p{round(q * 100)} from {n} requests{more}"
+    )
 
 
 def error_summary(run: EndpointRun, limit: int = 3) -> tuple[str, ...]:

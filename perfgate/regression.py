@@ -93,6 +93,12 @@ class BaselineSession:
             pooled = pool(pooled, more)
             rounds += 1
             comparisons = compare_results(base, pooled, per_look, env_reasons=reasons, seed=rounds)
+        if rounds > 1:
+            note = f"; {rounds} rounds of measurement pooled"
+            comparisons = tuple(
+                dataclasses.replace(c, reason=c.reason + note) if c.metric.endswith("_ms") else c
+                for c in comparisons
+            )
         # The budget checks and the table stay those of the first round, so every figure shown
         # next to a verdict is the one that verdict was made on; the comparisons use all rounds.
         details = {**result.details, "baseline_rounds": rounds}

@@ -96,3 +96,12 @@ def format_ratio(r: float) -> str:
         return "n/a"
     pct = r * 100
     return f"{pct:.2f}%" if 0 < abs(pct) < 1 else f"{pct:.1f}%"
+
+
+def format_confidence(c: float) -> str:
+    """A confidence level without rounding it up to a claim: '95%', '99%', '99.67%'."""
+    for digits in range(0, 4):
+        text = f"{c * 100:.{digits}f}"
+        if abs(float(text) - c * 100) < 1e-9 or digits == 3:
+            return f"{float(text):g}%"
+    return f"{c:.2%}"  # pragma: no cover

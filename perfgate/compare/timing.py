@@ -43,7 +43,7 @@ from perfgate.stats import (
     quantile_estimate,
     quantile_order_statistics,
 )
-from perfgate.units import format_ms
+from perfgate.units import format_confidence, format_ms
 
 __all__ = ["ENVIRONMENT_REASON", "TimingStat", "compare_timing", "decide", "format_change"]
 
@@ -105,7 +105,7 @@ def compare_timing(
         why = "; ".join(small) or "the baseline's value is not positive"
         reason = (
             f"{name} {format_ms(base_value)} -> {format_ms(cur_value)}: too few samples for a "
-            f"{confidence:.0%} interval ({why}); measure more requests"
+            f"{format_confidence(confidence)} interval ({why}); measure more requests"
         )
         if env_reasons:
             reason += f"; not judged: {ENVIRONMENT_REASON} ({'; '.join(env_reasons)})"
@@ -121,7 +121,7 @@ def compare_timing(
     down = block_mann_whitney(current, base).p_greater
     head = (
         f"{name} {format_ms(base_value)} -> {format_ms(cur_value)}, "
-        f"{format_change(r - 1.0, low - 1.0, high - 1.0)} at {confidence:.0%}"
+        f"{format_change(r - 1.0, low - 1.0, high - 1.0)} at {format_confidence(confidence)}"
     )
     if env_reasons:
         outcome = INCONCLUSIVE
