@@ -1,0 +1,105 @@
+"""Readers for values that several budgets.yaml sections share: limits, durations, policies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from perfgate.config import REGRESSION_METRICS, RegressionPolicy
+from perfgate.units import parse_duration_ms, parse_ratio, parse_size_bytes
+from perfgate.yamlsource import Path_, Source, describe
+
+REGRESSION_KEYS = ("metric", "threshold", "confidence", "max_rounds", "fail_on_inconclusive")
+
+
+# What a regression policy may compare, per place it is written: an endpoint compares a latency
+# quantile or the mean; a query its median ("execution") or mean execution time; defaults apply
+# to both (a quantile in defaults means the median for queries).
+_METRICS_FOR = {
+    "defaults": REGRESSION_METRICS,
+    "endpoints": ("p50", "p90", "p95", "p99", "mean"),
+    "queries": ("execution", "mean"),
+}
+
+
+def read_regression(
+    src: Source, value: Any, path: Path_, base: RegressionPolicy
+) -> RegressionPolicy:
+    raw = src.mapping(value, path, REGRESSION_KEYS)
+    metric, threshold, confidence = base.metric, base.threshold, base.confidence
+    max_rounds, fail_inconclusive = base.max_rounds, base.fail_on_inconclusive
+    if "metric" in raw:
+        m = src.string(raw["metric"], (*path, "metric"))
+        allowed = _METRICS_FOR.get(str(path[0]), REGRESSION_METRICS)
+        if m is not None and m not in allowed:
+            src.error((*path, "metric"), f"expected one of {', '.join(allowed)} here, got {m!r}")
+        elif m is not None:
+            metric = m
+    if "threshold" in raw:
+        t = src.convert(raw["threshold"], (*path, "threshold"), parse_ratio)
+        if t is not None and not 0 < t < 10:
+            src.error(
+                (*path, "threshold"),
+                f"expected a relative change like '10%' (0 < t < 1000%), got {t}",
+            )
+        elif t is not None:
+            threshold = t
+    if "confidence" in raw:
+        confidence = read_confidence(src, raw["confidence"], (*path, "confidence"), confidence)
+    if "max_rounds" in raw:
+        max_rounds = src.integer(raw["max_rounds"], (*path, "max_rounds"), minimum=1) or max_rounds
+    if "fail_on_inconclusive" in raw:
+        b = src.boolean(raw["fail_on_inconclusive"], (*path, "fail_on_inconclusive"))
+        fail_inconclusive = fail_inconclusive if b is None else b
+    return RegressionPolicy(metric, threshold, confidence, max_rounds, fail_inconclusive)
+
+
+def read_confidence(src: Source, value: Any, path: Path_, fallback: float) -> float:
+    c = src.convert(value, path, parse_ratio)
+    if c is None:
+        return fallback
+    if not 0.5 <= c < 1:
+        src.error(
+            path, f"expected a confidence level between 0.5 and 1 (e.g. 0.95 or '99%'), got {c}"
+        )
+        return fallback
+    return c
+
+
+def read_positive_ms(
+    src: Source, raw: Mapping[str, Any], key: str, path: Path_, fallback: float
+) -> float:
+    if key not in raw:
+        return fallback
+    ms = src.convert(raw[key], (*path, key), parse_duration_ms)
+    if ms is not None and ms <= 0:
+        src.error((*path, key), f"expected a positive duration, got {raw[key]!r}")
+        return fallback
+    return fallback if ms is None else ms
+
+
+def read_limit(src: Source, kind: str, value: Any, path: Path_) -> float | None:
+    parsed: float | None
+    if kind == "duration":
+        parsed = src.convert(value, path, parse_duration_ms)
+    elif kind == "size":
+        parsed = src.convert(value, path, parse_size_bytes)
+    elif kind == "ratio":
+        parsed = src.convert(value, path, parse_ratio)
+        if parsed is not None and not 0 <= parsed <= 1:
+            src.error(path, f"expected a ratio between 0 and 1 (or 0% to 100%), got {value!r}")
+            return None
+    elif kind == "count":
+        parsed = src.integer(value, path, minimum=0)
+    else:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            src.error(path, f"expected a number, got {describe(value)}")
+            return None
+        parsed = float(value)
+    if parsed is not None and parsed < 0:
+        src.error(path, f"expected a value >= 0, got {value!r}")
+        return None
+    if parsed is not None and kind in ("duration", "number") and parsed == 0:
+        src.error(path, f"a limit of 0 can never be met; expected a positive value, got {value!r}")
+        return None
+    return parsed
