@@ -8,27 +8,13 @@ from pathlib import Path
 
 import pytest
 
-APP = """
-import asyncio
-
-DELAY_S = {delay}
+WEBAPP = (Path(__file__).parent / "apps" / "webapp.py").read_text()
 
 
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            kind = message["type"].replace("lifespan.", "lifespan.") + ".complete"
-            await send({{"type": kind}})
-            if message["type"] == "lifespan.shutdown":
-                return
-    if scope["path"] == "/work":
-        await asyncio.sleep(DELAY_S)
-    timing = f"total;dur={{DELAY_S * 1000:.3f}}".encode()
-    await send({{"type": "http.response.start", "status": 200,
-                "headers": [(b"server-timing", timing)]}})
-    await send({{"type": "http.response.body", "body": b"ok"}})
-"""
+def webapp_source(delay: float) -> str:
+    """The test app with its handler taking ``delay`` seconds."""
+    return WEBAPP.replace("DELAY_S = 0.004", f"DELAY_S = {delay}")
+
 
 BUDGETS = """
 version: 1
@@ -55,7 +41,7 @@ def repo(pytester: pytest.Pytester) -> pytest.Pytester:
     git(path, "config", "user.email", "dev@example.com")
     git(path, "config", "user.name", "Dev")
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    (path / "webapp.py").write_text(APP.format(delay=0.004))
+    (path / "webapp.py").write_text(webapp_source(0.004))
     (path / "budgets.yaml").write_text(BUDGETS)
     (path / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n*.json\n")
     git(path, "add", "-A")
@@ -65,7 +51,7 @@ def repo(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def _branch(repo: pytest.Pytester, delay: float) -> None:
     git(repo.path, "checkout", "-q", "-b", f"feature-{delay}")
-    (repo.path / "webapp.py").write_text(APP.format(delay=delay))
+    (repo.path / "webapp.py").write_text(webapp_source(delay))
     git(repo.path, "commit", "-q", "-am", f"delay {delay}")
 
 

@@ -547,25 +547,7 @@ def test_full_dry_run_a_real_gate_then_comment_twice(
     assert "❌ **fail**" in posted["body"]
 
 
-SLOW_APP = """
-import asyncio
-
-DELAY_S = {delay}
-
-
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({{"type": message["type"] + ".complete"}})
-            if message["type"] == "lifespan.shutdown":
-                return
-    await asyncio.sleep(DELAY_S)
-    timing = f"total;dur={{DELAY_S * 1000:.3f}}".encode()
-    await send({{"type": "http.response.start", "status": 200,
-                "headers": [(b"server-timing", timing)]}})
-    await send({{"type": "http.response.body", "body": b"ok"}})
-"""
+WEBAPP = (Path(__file__).parent / "apps" / "webapp.py").read_text()
 SAVE_COMPARE_BUDGETS = """
 version: 1
 target: {app: "webapp:app"}
@@ -594,7 +576,7 @@ def test_ci_dry_run_save_compare_then_one_comment_with_the_regression(
     git("config", "user.email", "ci@example.com")
     git("config", "user.name", "CI")
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    (path / "webapp.py").write_text(SLOW_APP.format(delay=0.004))
+    (path / "webapp.py").write_text(WEBAPP)
     (path / "budgets.yaml").write_text(SAVE_COMPARE_BUDGETS)
     (path / ".gitignore").write_text("__pycache__/\n.pytest_cache/\nperfgate/\n")
     git("add", "-A")
@@ -602,7 +584,7 @@ def test_ci_dry_run_save_compare_then_one_comment_with_the_regression(
     pytester.runpytest("--perfgate", "--perfgate-save").assert_outcomes(passed=1)
 
     git("checkout", "-q", "-b", "slow")
-    (path / "webapp.py").write_text(SLOW_APP.format(delay=0.012))
+    (path / "webapp.py").write_text(WEBAPP.replace("DELAY_S = 0.004", "DELAY_S = 0.012"))
     git("commit", "-q", "-am", "three times slower")
     gate = pytester.runpytest(
         "--perfgate", "--perfgate-compare", "--perfgate-json=perfgate/results.json"
