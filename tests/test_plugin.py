@@ -181,6 +181,11 @@ def test_help_lists_every_option(project: pytest.Pytester) -> None:
             "*--perfgate-report=PATH*",
             "*--perfgate-json=PATH*",
             "*--perfgate-warn-only*",
+            "*--perfgate-save*record the results as the baseline of HEAD*",
+            "*--perfgate-push*",
+            "*--perfgate-compare=*",
+            "*--perfgate-store=SPEC*",
+            "*perfgate_store (string)*",
             "*perfgate_budgets (string)*",
         ]
     )
