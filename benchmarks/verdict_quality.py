@@ -151,13 +151,18 @@ def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     try:
         for i in range(args.pairs):
             for name in CONDITIONS:
-                base = asyncio.run(
-                    measure(servers["base"].base_url, args.requests, args.concurrency)
-                )
-                runs = [
-                    asyncio.run(measure(servers[name].base_url, args.requests, args.concurrency))
-                    for _ in range(args.rounds)
-                ]
+                if args.interleave:
+                    base, runs = interleaved(servers["base"].base_url, servers[name].base_url, args)
+                else:
+                    base = asyncio.run(
+                        measure(servers["base"].base_url, args.requests, args.concurrency)
+                    )
+                    runs = [
+                        asyncio.run(
+                            measure(servers[name].base_url, args.requests, args.concurrency)
+                        )
+                        for _ in range(args.rounds)
+                    ]
                 data[name].append(
                     {
                         "baseline": base.to_json(),
@@ -170,6 +175,25 @@ def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
         for server in servers.values():
             server.stop()
     return data
+
+
+def interleaved(base_url: str, url: str, args: argparse.Namespace) -> tuple[Result, list[Result]]:
+    """Baseline and current measured in alternating blocks, so machine drift hits both alike.
+
+    What a gate could do by running the base commit's code beside the branch's in one job (not
+    a perfgate feature yet): ``--interleave K`` splits each side's requests into K blocks.
+    """
+    block = max(args.requests // args.interleave, 10)
+    base: Result | None = None
+    current: Result | None = None
+    for _ in range(args.interleave):
+        b = asyncio.run(measure(base_url, block, args.concurrency))
+        c = asyncio.run(measure(url, block, args.concurrency))
+        base = b if base is None else pool(base, b)
+        current = c if current is None else pool(current, c)
+    assert base is not None
+    assert current is not None
+    return base, [current]
 
 
 # -- deciding ------------------------------------------------------------------------------------
@@ -249,6 +273,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--save", type=Path, help="write the raw samples here")
     parser.add_argument("--load", type=Path, help="evaluate saved samples instead of measuring")
+    parser.add_argument(
+        "--interleave",
+        type=int,
+        default=0,
+        metavar="K",
+        help="measure baseline and current in K alternating blocks (an A/B in one job)",
+    )
     parser.add_argument(
         "--metric",
         action="append",
