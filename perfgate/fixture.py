@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perfgate.budgets import endpoint_from_mapping, query_from_mapping
-from perfgate.config import RegressionPolicy
+from perfgate.config import Endpoint, RegressionPolicy
 from perfgate.gate import Gate
 from perfgate.result import Result
 
@@ -20,7 +20,7 @@ class PerfgateFixture:
     gate: Gate
     nodeid: str
     record: Callable[[Result], Result]
-    judge: Callable[[RegressionPolicy, Callable[[], Result]], Result]
+    judge: Callable[[RegressionPolicy, Callable[[], Result], Endpoint | None], Result]
     _count: int = field(default=0)
 
     def _name(self, name: str | None, what: str) -> str:
@@ -71,7 +71,7 @@ class PerfgateFixture:
             return self.gate.run_endpoint(endpoint, self.nodeid)
 
         # The gate's own loop thread does the measuring; this loop only waits for it.
-        result = await asyncio.to_thread(self.judge, endpoint.regression, measure)
+        result = await asyncio.to_thread(self.judge, endpoint.regression, measure, endpoint)
         return self.record(result)
 
     async def query(
@@ -103,5 +103,5 @@ class PerfgateFixture:
         def measure() -> Result:
             return self.gate.run_query(query, self.nodeid)
 
-        result = await asyncio.to_thread(self.judge, query.regression, measure)
+        result = await asyncio.to_thread(self.judge, query.regression, measure, None)
         return self.record(result)

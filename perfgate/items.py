@@ -16,6 +16,7 @@ import pytest
 from perfgate.config import Config, Endpoint, Query, RegressionPolicy
 from perfgate.exceptions import PerfgateError
 from perfgate.gate import Gate
+from perfgate.interleave import Interleaved
 from perfgate.regression import BaselineSession
 from perfgate.result import ERROR, FAILED, WARNED, GateReport, Result
 from perfgate.settings import Settings
@@ -30,6 +31,7 @@ WRITTEN = pytest.StashKey[list[str]]()
 NOTES = pytest.StashKey[list[str]]()  # baseline saved / not found / unreadable, for the summary
 BASELINE = pytest.StashKey[BaselineSession]()
 WORKER_ENV = pytest.StashKey[dict[str, Any]]()
+INTERLEAVE = pytest.StashKey[Interleaved]()
 
 
 class BudgetsFile(pytest.File):
@@ -64,7 +66,8 @@ class GateItem(pytest.Item):
         gate = self.config.stash[GATE]
         source = f"{self.config.stash[SETTINGS].item_prefix}:{self.line}" if self.line else None
         where = source or self.nodeid
-        result = judge(self.config, self.policy, lambda: self.measure(gate, where))
+        endpoint = self.endpoint if isinstance(self, EndpointItem) else None
+        result = judge(self.config, self.policy, lambda: self.measure(gate, where), endpoint, where)
         record(self.config, result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -108,9 +111,18 @@ class QueryItem(GateItem):
         return self.query.regression
 
 
-def judge(config: pytest.Config, policy: RegressionPolicy, measure: Callable[[], Result]) -> Result:
+def judge(
+    config: pytest.Config,
+    policy: RegressionPolicy,
+    measure: Callable[[], Result],
+    endpoint: Endpoint | None = None,
+    source: str = "",
+) -> Result:
     """Measure, then compare with the baseline when asked (measuring again while unclear)."""
     result = measure()
+    interleaved = config.stash.get(INTERLEAVE, None)
+    if interleaved is not None and endpoint is not None:
+        return interleaved.judge(endpoint, config.stash[GATE], result, source)
     baseline = config.stash.get(BASELINE, None)
     if baseline is None or baseline.compare is None:
         return result

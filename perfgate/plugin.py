@@ -15,10 +15,12 @@ from perfgate.budgets import load_config
 from perfgate.exceptions import ConfigError, PerfgateError
 from perfgate.fixture import PerfgateFixture
 from perfgate.gate import Gate, now_iso
+from perfgate.interleave import Interleaved
 from perfgate.items import (
     BASELINE,
     CONFIG,
     GATE,
+    INTERLEAVE,
     NOTES,
     REPORT,
     RESULTS,
@@ -104,6 +106,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="baseline store: git (default: branch perfgate-baselines), git:REF or dir:PATH "
         "(ini: perfgate_store)",
     )
+    group.addoption(
+        "--perfgate-interleave",
+        metavar="REF",
+        default=None,
+        help="measure commit REF's code beside this one, in alternating blocks, and compare "
+        "(starts REF's target from a git worktree; needs target.command)",
+    )
     parser.addini(
         "perfgate_store", "perfgate baseline store: git, git:REF or dir:PATH", default="git"
     )
@@ -133,6 +142,7 @@ def _settings(config: pytest.Config) -> Settings:
         push=bool(config.getoption("--perfgate-push")),
         compare=_compare_option(config.getoption("--perfgate-compare")),
         store=str(config.getoption("--perfgate-store") or config.getini("perfgate_store")),
+        interleave=config.getoption("--perfgate-interleave"),
     )
 
 
@@ -193,6 +203,19 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "perfgate: --perfgate-push publishes what --perfgate-save saves; add --perfgate-save"
         )
+    if settings.interleave is not None:
+        if settings.compare is not None:
+            raise pytest.UsageError(
+                "perfgate: --perfgate-interleave measures its own baseline; drop --perfgate-compare"
+            )
+        problem = check_compare_target(config.rootpath, settings.interleave)
+        if problem:
+            raise pytest.UsageError(
+                f"perfgate: --perfgate-interleave={settings.interleave}: {problem}"
+            )
+        config.stash[INTERLEAVE] = Interleaved(
+            root=config.rootpath, budgets=settings.budgets, ref=settings.interleave
+        )
     if settings.compare not in (None, "auto"):
         problem = check_compare_target(config.rootpath, settings.compare)
         if problem:
@@ -229,7 +252,9 @@ def perfgate(request: pytest.FixtureRequest) -> PerfgateFixture:
         gate=config.stash[GATE],
         nodeid=request.node.nodeid,
         record=lambda result: record(config, result),
-        judge=lambda policy, measure: judge(config, policy, measure),
+        judge=lambda policy, measure, endpoint: judge(
+            config, policy, measure, endpoint, request.node.nodeid
+        ),
     )
 
 
@@ -257,7 +282,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         try:
             gate.close()
         except PerfgateError as exc:
-            warnings.warn(pytest.PytestWarning(f"perfgate: {exc}"), stacklevel=1)
+            config.stash[NOTES].append(str(exc))
+    interleaved = config.stash.get(INTERLEAVE, None)
+    if interleaved is not None:
+        try:
+            interleaved.close()
+        except PerfgateError as exc:
+            config.stash[NOTES].append(f"interleaving: {exc}")
+        config.stash[NOTES].extend(interleaved.problems)
     results = config.stash[RESULTS]
     if hasattr(config, "workerinput"):
         # xdist worker: hand plain JSON to the controller, which writes the one report.
@@ -280,7 +312,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         perfgate_version=__version__,
         budgets_file=str(settings.budgets.name),
         warn_only=settings.warn_only,
-        baseline=baseline.info if baseline is not None else None,
+        baseline=baseline.info
+        if baseline is not None
+        else (interleaved.info if interleaved is not None else None),
     )
     config.stash[REPORT] = report
     _write_reports(config, settings, report)

@@ -20,6 +20,7 @@ class Settings:
     push: bool = False  # publish the baseline store's ref to the remote after saving
     compare: str | None = None  # None: no comparison; "auto", a git ref, or a JSON file
     store: str = "git"  # "git", "git:REF" or "dir:PATH"
+    interleave: str | None = None  # a commit to measure beside this one, in alternating blocks
 
     @property
     def item_prefix(self) -> str:
