@@ -185,6 +185,7 @@ def test_help_lists_every_option(project: pytest.Pytester) -> None:
             "*--perfgate-push*",
             "*--perfgate-compare=*",
             "*--perfgate-store=SPEC*",
+            "*--perfgate-interleave=REF*",
             "*perfgate_store (string)*",
             "*perfgate_budgets (string)*",
         ]
