@@ -151,8 +151,12 @@ def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     try:
         for i in range(args.pairs):
             for name in CONDITIONS:
+                bases: list[Result] = []
                 if args.interleave:
-                    base, runs = interleaved(servers["base"].base_url, servers[name].base_url, args)
+                    bases, runs = interleaved(
+                        servers["base"].base_url, servers[name].base_url, args
+                    )
+                    base = bases[0]
                 else:
                     base = asyncio.run(
                         measure(servers["base"].base_url, args.requests, args.concurrency)
@@ -163,12 +167,13 @@ def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
                         )
                         for _ in range(args.rounds)
                     ]
-                data[name].append(
-                    {
-                        "baseline": base.to_json(),
-                        "runs": [r.to_json() for r in runs],
-                    }
-                )
+                entry: dict[str, Any] = {
+                    "baseline": base.to_json(),
+                    "runs": [r.to_json() for r in runs],
+                }
+                if bases:
+                    entry["baselines"] = [b.to_json() for b in bases]
+                data[name].append(entry)
             elapsed = time.monotonic() - started
             print(f"  pair {i + 1}/{args.pairs} measured ({elapsed:.0f} s)", flush=True)
     finally:
@@ -177,23 +182,30 @@ def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     return data
 
 
-def interleaved(base_url: str, url: str, args: argparse.Namespace) -> tuple[Result, list[Result]]:
-    """Baseline and current measured in alternating blocks, so machine drift hits both alike.
+def interleaved(
+    base_url: str, url: str, args: argparse.Namespace
+) -> tuple[list[Result], list[Result]]:
+    """``--rounds`` rounds of baseline and current measured in ``--interleave`` alternating blocks.
 
-    What a gate could do by running the base commit's code beside the branch's in one job (not
-    a perfgate feature yet): ``--interleave K`` splits each side's requests into K blocks.
+    What ``--perfgate-interleave`` does in the gate (perfgate/interleave.py), with two copies of
+    the app standing in for two commits: machine drift hits both sides alike.
     """
     block = max(args.requests // args.interleave, 10)
-    base: Result | None = None
-    current: Result | None = None
-    for _ in range(args.interleave):
-        b = asyncio.run(measure(base_url, block, args.concurrency))
-        c = asyncio.run(measure(url, block, args.concurrency))
-        base = b if base is None else pool(base, b)
-        current = c if current is None else pool(current, c)
-    assert base is not None
-    assert current is not None
-    return base, [current]
+    bases: list[Result] = []
+    currents: list[Result] = []
+    for _ in range(args.rounds):
+        base: Result | None = None
+        current: Result | None = None
+        for _ in range(args.interleave):
+            c = asyncio.run(measure(url, block, args.concurrency))
+            b = asyncio.run(measure(base_url, block, args.concurrency))
+            base = b if base is None else pool(base, b)
+            current = c if current is None else pool(current, c)
+        assert base is not None
+        assert current is not None
+        bases.append(base)
+        currents.append(current)
+    return bases, currents
 
 
 # -- deciding ------------------------------------------------------------------------------------
@@ -210,6 +222,22 @@ def perfgate_verdict(
         if not needs_more(comparisons) or rounds >= min(policy.max_rounds, len(runs)):
             return overall(comparisons, policy), rounds
         current = pool(current, runs[rounds])
+        rounds += 1
+
+
+def interleaved_verdict(
+    bases: Sequence[Result], runs: Sequence[Result], policy: RegressionPolicy
+) -> tuple[str, int]:
+    """perfgate's verdict for interleaved rounds: both sides pooled round by round, each look at
+    alpha / max_rounds, as ``perfgate.interleave.Interleaved.judge`` does."""
+    per_look = replace(policy, confidence=1.0 - (1.0 - policy.confidence) / policy.max_rounds)
+    base, current = bases[0], runs[0]
+    rounds = 1
+    while True:
+        comparisons = compare_results(base, current, per_look, seed=rounds)
+        if not needs_more(comparisons) or rounds >= min(policy.max_rounds, len(runs)):
+            return overall(comparisons, policy), rounds
+        base, current = pool(base, bases[rounds]), pool(current, runs[rounds])
         rounds += 1
 
 
@@ -237,7 +265,11 @@ def evaluate(data: dict[str, list[dict[str, Any]]], policy: RegressionPolicy) ->
         for pair in pairs:
             base = Result.from_json(pair["baseline"])
             runs = [Result.from_json(r) for r in pair["runs"]]
-            verdict, rounds = perfgate_verdict(base, runs, policy)
+            if "baselines" in pair:
+                bases = [Result.from_json(b) for b in pair["baselines"]]
+                verdict, rounds = interleaved_verdict(bases, runs, policy)
+            else:
+                verdict, rounds = perfgate_verdict(base, runs, policy)
             verdicts.append(verdict)
             rounds_used.append(rounds)
             naive.append(naive_verdict(base, runs[0], policy.threshold))
