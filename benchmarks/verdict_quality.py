@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from perfgate.compare import compare_results, needs_more, overall, pool
+from perfgate.compare import compare_results, needs_more, overall, per_look, pool
 from perfgate.config import RegressionPolicy
 from perfgate.metrics import endpoint_metrics
 from perfgate.probes.http import RequestSpec, drive
@@ -218,7 +218,7 @@ def perfgate_verdict(
     current = runs[0]
     rounds = 1
     while True:
-        comparisons = compare_results(base, current, policy)
+        comparisons = compare_results(base, current, per_look(policy), seed=rounds)
         if not needs_more(comparisons) or rounds >= min(policy.max_rounds, len(runs)):
             return overall(comparisons, policy), rounds
         current = pool(current, runs[rounds])
@@ -230,11 +230,11 @@ def interleaved_verdict(
 ) -> tuple[str, int]:
     """perfgate's verdict for interleaved rounds: both sides pooled round by round, each look at
     alpha / max_rounds, as ``perfgate.interleave.Interleaved.judge`` does."""
-    per_look = replace(policy, confidence=1.0 - (1.0 - policy.confidence) / policy.max_rounds)
+    looks = per_look(policy)
     base, current = bases[0], runs[0]
     rounds = 1
     while True:
-        comparisons = compare_results(base, current, per_look, seed=rounds)
+        comparisons = compare_results(base, current, looks, seed=rounds)
         if not needs_more(comparisons) or rounds >= min(policy.max_rounds, len(runs)):
             return overall(comparisons, policy), rounds
         base, current = pool(base, bases[rounds]), pool(current, runs[rounds])

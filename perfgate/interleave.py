@@ -19,7 +19,7 @@ from pathlib import Path
 
 from perfgate.baseline.gitcmd import open_repo, resolve, run, try_run
 from perfgate.budgets import load_config
-from perfgate.compare import compare_results, needs_more, overall, pool
+from perfgate.compare import compare_results, needs_more, overall, per_look, pool
 from perfgate.config import Endpoint
 from perfgate.exceptions import BaselineError, PerfgateError
 from perfgate.gate import Gate
@@ -86,11 +86,7 @@ class Interleaved:
                 self.problems.append(f"not interleaved: {exc}")
             return result
         policy = endpoint.regression
-        per_look = policy
-        if policy.max_rounds > 1:
-            per_look = dataclasses.replace(
-                policy, confidence=1.0 - (1.0 - policy.confidence) / policy.max_rounds
-            )
+        looks = per_look(policy)
         block = dataclasses.replace(
             endpoint, requests=max(endpoint.requests // BLOCKS, 10), warmup=0
         )
@@ -113,7 +109,7 @@ class Interleaved:
                 base = b if base is None else pool(base, b)
             assert base is not None
             assert cur is not None
-            comparisons = compare_results(base, cur, per_look, seed=rounds)
+            comparisons = compare_results(base, cur, looks, seed=rounds)
             if not needs_more(comparisons):
                 break
         status = result.status

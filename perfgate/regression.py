@@ -17,7 +17,14 @@ from typing import Any
 from perfgate.baseline import BaselineRecord, BaselineStore, GitRefStore, find_baseline, head_commit
 from perfgate.baseline import open_store as _open_store
 from perfgate.baseline.gitcmd import has_remote, open_repo, resolve
-from perfgate.compare import compare_results, environment_differences, needs_more, overall, pool
+from perfgate.compare import (
+    compare_results,
+    environment_differences,
+    needs_more,
+    overall,
+    per_look,
+    pool,
+)
 from perfgate.config import RegressionPolicy
 from perfgate.exceptions import BaselineError, PlanError
 from perfgate.plan import Plan, diff_plans
@@ -79,12 +86,8 @@ class BaselineSession:
         reasons = environment_differences(self.record.environment, environment)
         # Each extra round is another look at the data: split alpha across the looks
         # (Bonferroni) so re-measuring until it is clear cannot inflate false alarms.
-        per_look = policy
-        if policy.max_rounds > 1:
-            per_look = dataclasses.replace(
-                policy, confidence=1.0 - (1.0 - policy.confidence) / policy.max_rounds
-            )
-        comparisons = compare_results(base, result, per_look, env_reasons=reasons)
+        looks = per_look(policy)
+        comparisons = compare_results(base, result, looks, env_reasons=reasons)
         pooled, rounds = result, 1
         while needs_more(comparisons) and rounds < policy.max_rounds:
             more = remeasure()
@@ -92,7 +95,7 @@ class BaselineSession:
                 break
             pooled = pool(pooled, more)
             rounds += 1
-            comparisons = compare_results(base, pooled, per_look, env_reasons=reasons, seed=rounds)
+            comparisons = compare_results(base, pooled, looks, env_reasons=reasons, seed=rounds)
         if rounds > 1:
             note = f"; {rounds} rounds of measurement pooled"
             comparisons = tuple(

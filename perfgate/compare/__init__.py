@@ -18,6 +18,7 @@ result and compares again, up to ``policy.max_rounds`` rounds; ``overall`` then 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -60,6 +61,7 @@ __all__ = [
     "needs_more",
     "overall",
     "path_changes",
+    "per_look",
     "pool",
     "timing_stat",
 ]
@@ -172,6 +174,19 @@ def _query_environment(base: Mapping[str, Any], cur: Mapping[str, Any]) -> list[
             {"planner_settings": base["settings"]}, {"planner_settings": cur["settings"]}
         )
     return out
+
+
+def per_look(policy: RegressionPolicy) -> RegressionPolicy:
+    """The policy each round is tested at: alpha split over ``max_rounds`` looks (Bonferroni).
+
+    Measuring again until a comparison is clear is a look at the data each time; testing every
+    look at alpha / max_rounds keeps the chance of any false alarm at the policy's alpha.
+    """
+    if policy.max_rounds <= 1:
+        return policy
+    return dataclasses.replace(
+        policy, confidence=1.0 - (1.0 - policy.confidence) / policy.max_rounds
+    )
 
 
 def needs_more(comparisons: Sequence[Comparison]) -> bool:
