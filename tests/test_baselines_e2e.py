@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
-
-WEBAPP = (Path(__file__).parent / "apps" / "webapp.py").read_text()
-
-
-def webapp_source(delay: float) -> str:
-    """The test app with its handler taking ``delay`` seconds."""
-    return WEBAPP.replace("DELAY_S = 0.004", f"DELAY_S = {delay}")
-
+from gitrepo import git, init_repo, webapp_source
 
 BUDGETS = """
 version: 1
@@ -28,18 +19,10 @@ endpoints:
 """
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def repo(pytester: pytest.Pytester) -> pytest.Pytester:
     path = pytester.path
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "dev@example.com")
-    git(path, "config", "user.name", "Dev")
+    init_repo(path)
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     (path / "webapp.py").write_text(webapp_source(0.004))
     (path / "budgets.yaml").write_text(BUDGETS)
@@ -103,38 +86,10 @@ def test_a_corrupt_baseline_is_named_and_budgets_still_gate(repo: pytest.Pyteste
     repo.runpytest("--perfgate", "--perfgate-save").assert_outcomes(passed=1)
     sha = git(repo.path, "rev-parse", "HEAD")
     # Corrupt the stored file on the baselines branch with plumbing, as a bad merge might.
-    blob = subprocess.run(
-        ["git", "hash-object", "-w", "--stdin"],
-        cwd=repo.path,
-        input="{not json",
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    tree = subprocess.run(
-        ["git", "mktree"],
-        cwd=repo.path,
-        capture_output=True,
-        text=True,
-        check=True,
-        input=f"100644 blob {blob}\t{sha}.json\n",
-    ).stdout.strip()
-    sub = subprocess.run(
-        ["git", "mktree"],
-        cwd=repo.path,
-        capture_output=True,
-        text=True,
-        check=True,
-        input=f"040000 tree {tree}\t{sha[:2]}\n",
-    ).stdout.strip()
-    top = subprocess.run(
-        ["git", "mktree"],
-        cwd=repo.path,
-        capture_output=True,
-        text=True,
-        check=True,
-        input=f"040000 tree {sub}\tbaselines\n",
-    ).stdout.strip()
+    blob = git(repo.path, "hash-object", "-w", "--stdin", stdin="{not json")
+    tree = git(repo.path, "mktree", stdin=f"100644 blob {blob}\t{sha}.json\n")
+    sub = git(repo.path, "mktree", stdin=f"040000 tree {tree}\t{sha[:2]}\n")
+    top = git(repo.path, "mktree", stdin=f"040000 tree {sub}\tbaselines\n")
     commit = git(repo.path, "commit-tree", top, "-m", "corrupt")
     git(repo.path, "update-ref", "refs/heads/perfgate-baselines", commit)
     (repo.path / "budgets.yaml").write_text(BUDGETS.replace("p99_ms: 2s", "p99_ms: 1ms"))

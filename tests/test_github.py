@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from gitrepo import git, init_repo, webapp_source
 
 from perfgate.cli import main
 from perfgate.github import (
@@ -547,7 +547,6 @@ def test_full_dry_run_a_real_gate_then_comment_twice(
     assert "❌ **fail**" in posted["body"]
 
 
-WEBAPP = (Path(__file__).parent / "apps" / "webapp.py").read_text()
 SAVE_COMPARE_BUDGETS = """
 version: 1
 target: {app: "webapp:app"}
@@ -567,25 +566,18 @@ def test_ci_dry_run_save_compare_then_one_comment_with_the_regression(
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     path = pytester.path
 
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=path, check=True, capture_output=True, text=True
-        ).stdout.strip()
-
-    git("init", "-q", "-b", "main")
-    git("config", "user.email", "ci@example.com")
-    git("config", "user.name", "CI")
+    init_repo(path)
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    (path / "webapp.py").write_text(WEBAPP)
+    (path / "webapp.py").write_text(webapp_source(0.004))
     (path / "budgets.yaml").write_text(SAVE_COMPARE_BUDGETS)
     (path / ".gitignore").write_text("__pycache__/\n.pytest_cache/\nperfgate/\n")
-    git("add", "-A")
-    git("commit", "-q", "-m", "base")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "base")
     pytester.runpytest("--perfgate", "--perfgate-save").assert_outcomes(passed=1)
 
-    git("checkout", "-q", "-b", "slow")
-    (path / "webapp.py").write_text(WEBAPP.replace("DELAY_S = 0.004", "DELAY_S = 0.012"))
-    git("commit", "-q", "-am", "three times slower")
+    git(path, "checkout", "-q", "-b", "slow")
+    (path / "webapp.py").write_text(webapp_source(0.012))
+    git(path, "commit", "-q", "-am", "three times slower")
     gate = pytester.runpytest(
         "--perfgate", "--perfgate-compare", "--perfgate-json=perfgate/results.json"
     )

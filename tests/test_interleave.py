@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from gitrepo import git, init_repo, webapp_source
 
-WEBAPP = (Path(__file__).parent / "apps" / "webapp.py").read_text()
 BUDGETS = f"""
 version: 1
 target:
@@ -21,20 +19,12 @@ endpoints:
 """
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def repo(pytester: pytest.Pytester) -> pytest.Pytester:
     path = pytester.path
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "dev@example.com")
-    git(path, "config", "user.name", "Dev")
+    init_repo(path)
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    (path / "webapp.py").write_text(WEBAPP)
+    (path / "webapp.py").write_text(webapp_source(0.004))
     (path / "budgets.yaml").write_text(BUDGETS)
     (path / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n*.json\n")
     git(path, "add", "-A")
@@ -47,7 +37,7 @@ def test_a_slower_branch_is_a_regression_against_the_base_measured_alongside(
     repo: pytest.Pytester,
 ) -> None:
     base = git(repo.path, "rev-parse", "HEAD")
-    (repo.path / "webapp.py").write_text(WEBAPP.replace("DELAY_S = 0.004", "DELAY_S = 0.012"))
+    (repo.path / "webapp.py").write_text(webapp_source(0.012))
     git(repo.path, "commit", "-q", "-am", "three times slower")
     result = repo.runpytest("--perfgate", "--perfgate-interleave=main", "--perfgate-json=out.json")
     result.assert_outcomes(failed=1)
