@@ -7,6 +7,7 @@ ConfigError, so a user fixes the whole file in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,20 +19,28 @@ from perfgate.config import (
     Config,
     Database,
     Defaults,
+    SetupCommand,
+    SetupStep,
+    SqlFile,
     Target,
 )
 from perfgate.exceptions import ConfigError
 from perfgate.fields import read_confidence, read_positive_ms, read_regression
+from perfgate.launch import split_command
+from perfgate.placeholders import DSN, REQUEST, TARGET
 from perfgate.scenarios import (
     endpoint_from_mapping,
     query_from_mapping,
     read_endpoint,
+    read_login,
     read_query,
 )
 from perfgate.yamlsource import InvalidConfig, Path_, Source, compose, describe, environ
 
 TOP_KEYS = ("version", "target", "database", "defaults", "endpoints", "queries")
-TARGET_KEYS = ("command", "app", "base_url", "ready", "ready_timeout", "env", "headers")
+TARGET_KEYS = ("command", "app", "base_url", "ready", "ready_timeout", "env", "headers", "login")
+DATABASE_KEYS = ("dsn", "setup", "isolate")
+SETUP_COMMAND_KEYS = ("run", "env", "cwd", "timeout")
 DEFAULT_KEYS = (
     "requests",
     "concurrency",
@@ -70,7 +79,9 @@ def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
         raise ConfigError(
             f"expected a mapping at the top level, got {describe(raw)}", path=str(path)
         )
-    src = Source(filename=str(path), lines=lines, env=env, errors=[])
+    src = Source(filename=str(path), lines=lines, env=env, errors=[], root=path.parent)
+    # Top-level keys starting with x- are the user's own, e.g. for YAML anchors.
+    raw = {k: v for k, v in raw.items() if not str(k).startswith("x-")}
     top = src.mapping(raw, (), TOP_KEYS, required=("version",))
     if "version" in top and top["version"] != SCHEMA_VERSION:
         src.error(
@@ -101,9 +112,7 @@ def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
     return Config(
         path=path,
         target=target,
-        database=Database(
-            dsn=database.dsn, setup=database.setup, enabled=database.enabled or bool(queries)
-        ),
+        database=dataclasses.replace(database, enabled=database.enabled or bool(queries)),
         defaults=defaults,
         endpoints=tuple(endpoints),
         queries=tuple(queries),
@@ -136,7 +145,9 @@ def _defaults(src: Source, value: Any) -> Defaults:
     raw = src.mapping(value, path, DEFAULT_KEYS)
     d = Defaults()
     ints = {
-        k: src.integer(raw[k], (*path, k), minimum=1 if k != "warmup" else 0)
+        k: src.integer(
+            raw[k], (*path, k), minimum=0 if k in ("warmup", "seq_scan_min_pages") else 1
+        )
         for k in ("requests", "concurrency", "warmup", "runs", "seq_scan_min_pages")
         if k in raw
     }
@@ -166,7 +177,9 @@ def _defaults(src: Source, value: Any) -> Defaults:
         if "confidence" in raw
         else d.confidence,
         plan_rules=rules,
-        seq_scan_min_pages=ints.get("seq_scan_min_pages") or d.seq_scan_min_pages,
+        seq_scan_min_pages=d.seq_scan_min_pages
+        if ints.get("seq_scan_min_pages") is None
+        else int(ints["seq_scan_min_pages"] or 0),
         regression=read_regression(src, raw.get("regression"), (*path, "regression"), d.regression),
     )
 
@@ -182,21 +195,30 @@ def _target(src: Source, value: Any) -> Target:
         src.error(path, f"expected exactly one of command, app or base_url, got {got}")
         return Target(kind="none", value="")
     kind = kinds[0]
-    text = src.string(raw[kind], (*path, kind)) or ""
+    allowed = TARGET if kind == "command" else frozenset()
+    text = src.template(raw[kind], (*path, kind), allowed) or ""
+    if kind == "command":
+        try:
+            split_command(text)
+        except ValueError as exc:
+            src.error((*path, kind), f"cannot split the command line: {exc}")
     if kind == "app" and text and ":" not in text:
         src.error((*path, "app"), f"expected 'module.path:attribute', got {text!r}")
     if kind == "base_url" and text and not text.startswith(("http://", "https://")):
         src.error((*path, "base_url"), f"expected an http:// or https:// URL, got {text!r}")
     ready = src.string(raw.get("ready", "/healthz"), (*path, "ready")) or "/healthz"
-    if not ready.startswith("/"):
+    if not ready.startswith("/") or not ready.isprintable():
         src.error((*path, "ready"), f"expected a path starting with '/', got {ready!r}")
+    login = read_login(src, raw["login"], (*path, "login")) if "login" in raw else None
+    src.has_login = login is not None
     return Target(
         kind=kind,
         value=text,
         ready=ready,
         ready_timeout_s=read_positive_ms(src, raw, "ready_timeout", path, 30_000.0) / 1000,
-        env=src.string_map(raw.get("env"), (*path, "env")),
-        headers=src.string_map(raw.get("headers"), (*path, "headers")),
+        env=src.template_map(raw.get("env"), (*path, "env"), TARGET),
+        headers=src.template_map(raw.get("headers"), (*path, "headers"), REQUEST),
+        login=login,
     )
 
 
@@ -204,17 +226,59 @@ def _database(src: Source, value: Any, root: Path) -> Database:
     path: Path_ = ("database",)
     if value is None:
         return Database()
-    raw = src.mapping(value, path, ("dsn", "setup"))
+    raw = src.mapping(value, path, DATABASE_KEYS)
     dsn = src.string(raw["dsn"], (*path, "dsn")) if raw.get("dsn") is not None else None
     if dsn and not dsn.startswith(("postgres://", "postgresql://")):
         src.error((*path, "dsn"), "expected a URL like postgresql://user@host:5432/postgres")
-    files = []
-    for i, name in enumerate(src.string_list(raw.get("setup", []), (*path, "setup"))):
-        file = (root / name).resolve()
-        if not file.is_file():
-            src.error((*path, "setup", i), f"file not found: {name} (relative to {root})")
-        files.append(file)
-    return Database(dsn=dsn or None, setup=tuple(files), enabled=True)
+    setup = raw.get("setup", [])
+    if isinstance(setup, (str, dict)):
+        setup = [setup]
+    steps: list[SetupStep] = []
+    if not isinstance(setup, list):
+        src.error(
+            (*path, "setup"), f"expected a list of SQL files and commands, got {describe(setup)}"
+        )
+        setup = []
+    for i, item in enumerate(setup):
+        step = _setup_step(src, item, (*path, "setup", i), root)
+        if step is not None:
+            steps.append(step)
+    isolate = True
+    if "isolate" in raw:
+        isolate = bool(src.boolean(raw["isolate"], (*path, "isolate")))
+    return Database(dsn=dsn or None, setup=tuple(steps), enabled=True, isolate=isolate)
+
+
+def _setup_step(src: Source, item: Any, path: Path_, root: Path) -> SetupStep | None:
+    """A SQL file (its path), or ``{run: COMMAND, env: ..., cwd: ..., timeout: ...}``."""
+    if isinstance(item, dict):
+        raw = src.mapping(item, path, SETUP_COMMAND_KEYS, required=("run",))
+        command = src.template(raw["run"], (*path, "run"), DSN) if "run" in raw else None
+        if command is None:
+            return None
+        try:
+            split_command(command)
+        except ValueError as exc:
+            src.error((*path, "run"), f"cannot split the command line: {exc}")
+        cwd = root
+        if "cwd" in raw:
+            name = src.string(raw["cwd"], (*path, "cwd")) or "."
+            cwd = (root / name).resolve()
+            if not cwd.is_dir():
+                src.error((*path, "cwd"), f"directory not found: {name} (relative to {root})")
+        return SetupCommand(
+            command=command,
+            env=src.template_map(raw.get("env"), (*path, "env"), DSN),
+            cwd=cwd,
+            timeout_s=read_positive_ms(src, raw, "timeout", path, 600_000.0) / 1000,
+        )
+    file_name = src.string(item, path)
+    if file_name is None:
+        return None
+    file = (root / file_name).resolve()
+    if not file.is_file():
+        src.error(path, f"file not found: {file_name} (relative to {root})")
+    return SqlFile(file)
 
 
 __all__ = ["endpoint_from_mapping", "load_config", "parse_config", "query_from_mapping"]

@@ -53,6 +53,19 @@ class RegressionPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Login:
+    """A request sent once per target before any endpoint; ``{login.PATH}`` reads its answer."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+    body: str | None = None
+    expect_status: frozenset[int] | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """The system under test: exactly one of command, app or base_url."""
 
@@ -62,6 +75,27 @@ class Target:
     ready_timeout_s: float = 30.0
     env: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    login: Login | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SqlFile:
+    """A setup step: a SQL file run statement by statement (``sqlscript.py``)."""
+
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class SetupCommand:
+    """A setup step: a program run with the scratch database's URL, e.g. migrations."""
+
+    command: str  # may hold {dsn}, {dsn_host}, ...
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path = Path()
+    timeout_s: float = 600.0
+
+
+SetupStep = SqlFile | SetupCommand
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +103,9 @@ class Database:
     """Where the scratch database comes from and what is loaded into it."""
 
     dsn: str | None = None
-    setup: tuple[Path, ...] = ()
+    setup: tuple[SetupStep, ...] = ()
     enabled: bool = False
+    isolate: bool = True  # each item starts from the database as setup left it
 
 
 @dataclass(frozen=True, slots=True)

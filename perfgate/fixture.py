@@ -65,7 +65,14 @@ class PerfgateFixture:
             if value is not None:
                 raw[key] = value
         label = self._name(name, f"{method.upper()} {path}")
-        endpoint = endpoint_from_mapping(label, raw, self.gate.config.defaults, origin=self.nodeid)
+        config = self.gate.config
+        endpoint = endpoint_from_mapping(
+            label,
+            raw,
+            config.defaults,
+            origin=self.nodeid,
+            has_login=config.target.login is not None,
+        )
 
         def measure() -> Result:
             return self.gate.run_endpoint(endpoint, self.nodeid)
@@ -98,7 +105,8 @@ class PerfgateFixture:
         ):
             if value is not None:
                 raw[key] = value
-        query = query_from_mapping(name, raw, self.gate.config.defaults, origin=self.nodeid)
+        config = self.gate.config
+        query = query_from_mapping(name, raw, config.defaults, origin=self.nodeid, root=config.root)
 
         def measure() -> Result:
             return self.gate.run_query(query, self.nodeid)

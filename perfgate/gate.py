@@ -7,6 +7,7 @@ reverse order, also after a failure or Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 from collections.abc import Callable, Mapping
@@ -16,14 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 from perfgate import __version__
-from perfgate.config import Config, Endpoint, Query
-from perfgate.database import PostgresServer, ScratchDatabase, open_server
-from perfgate.exceptions import PerfgateError, QueryError, TargetError
+from perfgate.config import Config, Endpoint, Login, Query
+from perfgate.database import PostgresServer, ScratchDatabase, dsn_values, open_server
+from perfgate.exceptions import DatabaseError, PerfgateError, QueryError, TargetError
+from perfgate.login import LoginAnswer, log_in
 from perfgate.loop import LoopThread
 from perfgate.metrics import endpoint_checks, endpoint_metrics, error_summary
-from perfgate.probes.http import RequestSpec, drive, wait_ready
+from perfgate.placeholders import DSN, fill, names
+from perfgate.probes.http import RequestSpec, RequestValues, drive, wait_ready
 from perfgate.probes.postgres import measure_query
 from perfgate.probes.transport import make_client
 from perfgate.querygate import gate_query, query_error_result
@@ -36,41 +40,96 @@ APP_BASE_URL = "http://perfgate.asgi"
 
 @dataclass(slots=True)
 class Gate:
-    """Lazily started resources for one run; every measurement goes through here."""
+    """Lazily started resources for one run; every measurement goes through here.
+
+    ``environ`` is the environment programs and the budgets file see (pytest's launch
+    environment). A resource that failed to start is not tried again for every item: its
+    error is the error of each item that needs it.
+    """
 
     config: Config
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     loop: LoopThread = field(default_factory=LoopThread)
+    values: RequestValues = field(default_factory=RequestValues)  # {seq} over the whole run
     _server: PostgresServer | None = None
     _database: ScratchDatabase | None = None
+    _failed: dict[str, str] = field(default_factory=dict)  # resource -> why it did not start
     _target_ready: bool = False
     _base_url: str | None = None
     _app: Any = None
     _command: CommandTarget | None = None
     _lifespan: contextlib.AsyncExitStack | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict)
+    _login: LoginAnswer | None = None
+    _handed: set[str] = field(default_factory=set)  # login values sent: secrets
+    _dirty: bool = False  # an endpoint wrote to the database since it was last restored
     _postgres_version: str | None = None
-    _closers: list[Callable[[], None]] = field(default_factory=list)
 
     # -- resources ---------------------------------------------------------------------------
 
+    @property
+    def isolating(self) -> bool:
+        """Whether each item starts from the database as setup left it (a target uses it)."""
+        return self.config.database.isolate and self.config.target.kind in ("command", "app")
+
     def database(self) -> ScratchDatabase:
         """The scratch database, created (and set up) on first use."""
+        self._not_failed("database")
         if self._database is None:
-            if self._server is None:
-                self._server = open_server(self.config.database.dsn)
-            self._database = ScratchDatabase.create(self._server, self.config.database.setup)
+            try:
+                if self._server is None:
+                    self._server = open_server(self.config.database.dsn)
+                database = ScratchDatabase.create(
+                    self._server, self.config.database.setup, environ=self.environ
+                )
+                if self.isolating:
+                    database.keep_pristine()
+            except PerfgateError as exc:
+                self._failed["database"] = str(exc)
+                raise
+            self._database = database
         return self._database
 
-    def _fill(self, text: str, port: int | None = None) -> str:
-        if "{dsn}" in text:
-            text = text.replace("{dsn}", self.database().dsn)
-        if port is not None:
-            text = text.replace("{port}", str(port))
+    def _not_failed(self, resource: str) -> None:
+        if resource in self._failed:
+            kind = DatabaseError if resource == "database" else TargetError
+            raise kind(f"the {resource} could not be started earlier in this run: "
+                       f"{self._failed[resource]}")  # fmt: skip
+
+    def begin_item(self) -> None:
+        """Start an item from the database as setup left it, if an earlier item wrote to it."""
+        if not self._dirty or self._database is None:
+            return
+        try:
+            self._stop_target()  # its connections end with the database
+            self._database.restore()
+        except PerfgateError as exc:
+            # Every later item that needs the database reports this, none measures stale data.
+            self._failed["database"] = f"restoring it for the next item failed: {exc}"
+            self._failed["target"] = self._failed["database"]
+        self._dirty = False
+
+    def _fill(self, text: str) -> str:
+        if any(name in DSN for name in names(text)):
+            text = fill(text, dsn_values(self.database().dsn))
         return text
 
     def _start_target(self) -> None:
         if self._target_ready:
             return
+        self._not_failed("target")
+        try:
+            self._launch_target()
+            if self.config.target.login is not None:
+                self._login = self.loop.run(self._log_in(self.config.target.login))
+        except PerfgateError as exc:
+            if not isinstance(exc, DatabaseError):
+                self._failed["target"] = redact_text(str(exc), self.secrets())
+            self._stop_target()
+            raise
+        self._target_ready = True
+
+    def _launch_target(self) -> None:
         target = self.config.target
         if target.kind == "none":
             raise TargetError(
@@ -84,6 +143,7 @@ class Gate:
                 cwd=self.config.root,
                 ready_path=target.ready,
                 ready_timeout_s=target.ready_timeout_s,
+                base_env=self.environ,
             )
             self._command.start()
             self._base_url = self._command.base_url
@@ -100,30 +160,47 @@ class Gate:
         else:
             self._base_url = target.value.rstrip("/")
             self.loop.run(self._wait_ready())
-        self._target_ready = True
+
+    def _client(self, timeout_s: float, connections: int) -> httpx.AsyncClient:
+        assert self._base_url is not None
+        return make_client(
+            self._base_url,
+            headers={},
+            timeout_s=timeout_s,
+            max_connections=connections,
+            app=self._app,
+        )
 
     async def _wait_ready(self) -> None:
-        assert self._base_url is not None
-        async with make_client(
-            self._base_url,
-            headers=self.config.target.headers,
-            timeout_s=5.0,
-            max_connections=1,
-            app=self._app,
-        ) as client:
+        async with self._client(5.0, 1) as client:
             await wait_ready(client, self.config.target.ready, self.config.target.ready_timeout_s)
+
+    async def _log_in(self, login: Login) -> LoginAnswer:
+        # Headers that do not depend on the login itself go with it (an API key, say).
+        headers = {k: v for k, v in self.config.target.headers.items() if "{login." not in v}
+        async with self._client(10.0, 1) as client:
+            return await log_in(client, login, headers, self.values)
+
+    def _stop_target(self) -> None:
+        """Stop what ``_start_target`` started (a base_url target is only forgotten)."""
+        errors: list[BaseException] = []
+        if self._lifespan is not None:
+            stack, self._lifespan = self._lifespan, None
+            try:
+                self.loop.run(stack.aclose())
+            except Exception as exc:
+                errors.append(exc)
+        if self._command is not None:
+            command, self._command = self._command, None
+            command.stop()
+        self._target_ready = False
+        self._login = None
+        if errors:
+            raise TargetError(f"the target did not stop cleanly: {errors[0]}")
 
     def close(self) -> None:
         """Stop the target, drop the database, stop the loop — each even if another fails."""
-        steps: list[Callable[[], None]] = []
-        if self._lifespan is not None:
-            stack, self._lifespan = self._lifespan, None
-            steps.append(lambda: self.loop.run(stack.aclose()))
-        if self._command is not None:
-            command, self._command = self._command, None
-            steps.append(command.stop)
-        steps.append(self._restore_env)
-        steps.append(self.loop.close)
+        steps: list[Callable[[], None]] = [self._stop_target, self._restore_env, self.loop.close]
         if self._database is not None:
             db, self._database = self._database, None
             steps.append(db.drop)
@@ -136,7 +213,6 @@ class Gate:
                 step()
             except Exception as exc:  # keep tearing down; report the first problem after
                 errors.append(exc)
-        self._target_ready = False
         if errors:
             raise PerfgateError(f"perfgate could not clean up completely: {errors[0]}")
 
@@ -148,41 +224,65 @@ class Gate:
                 os.environ[key] = value
         self._saved_env.clear()
 
+    def notes(self) -> list[str]:
+        """What the summary should say about the run's resources."""
+        out = list(self._database.notes) if self._database is not None else []
+        if self._database is not None and self._database.restores:
+            db = self._database
+            out.append(
+                f"isolation: the database was restored {db.restores} time(s) after an item wrote "
+                f"to it ({db.restore_seconds:.2f}s, plus restarting the target)"
+            )
+        return out
+
     # -- measuring ---------------------------------------------------------------------------
 
     def secrets(self, extra_headers: Mapping[str, str] | None = None) -> tuple[str, ...]:
         """Strings that must never reach a report: credentials, DSN passwords, env values sent."""
         dsns = [d for d in (self.config.database.dsn,) if d]
         headers = {**self.config.target.headers, **dict(extra_headers or {})}
-        return secret_values(headers, dsns) + self.config.secrets
+        # A header filled from the login is a template here; its values are in _handed.
+        headers = {k: v for k, v in headers.items() if "{login." not in v}
+        return secret_values(headers, dsns) + self.config.secrets + tuple(sorted(self._handed))
+
+    def _request(self, endpoint: Endpoint) -> RequestSpec:
+        """What to send: the target's and the endpoint's headers, login values filled in."""
+        headers = {**self.config.target.headers, **endpoint.headers}
+        texts = [endpoint.path, *headers.values(), endpoint.body or "", _json_text(endpoint.json)]
+        wanted = {n for t in texts for n in names(t) if n.startswith("login.")}
+        if wanted and self._login is None:
+            raise TargetError("{login...} is used, but there is no login answer")
+        values = {n: self._login.value(n) for n in sorted(wanted)} if self._login else {}
+        self._handed.update(values.values())
+        return RequestSpec(
+            method=endpoint.method,
+            path=fill(endpoint.path, values),
+            headers=tuple((k, fill(v, values)) for k, v in headers.items()),
+            json=_fill_json(endpoint.json, values),
+            body=fill(endpoint.body, values).encode() if endpoint.body is not None else None,
+        )
 
     def run_endpoint(self, endpoint: Endpoint, source: str | None = None) -> Result:
         """Measure one endpoint and gate it on its budget; errors become an ERROR result."""
         try:
             self._start_target()
-            return self.loop.run(self.endpoint(endpoint, source))
+            spec = self._request(endpoint)
+            mark = self._database.write_mark() if self.isolating and self._database else None
+            try:
+                return self.loop.run(self.endpoint(endpoint, spec, source))
+            finally:
+                if mark is not None and self._database is not None:
+                    self._dirty = self._dirty or self._database.write_mark() != mark
         except PerfgateError as exc:
             return self._error(
                 endpoint.name, "endpoint", exc, source, _describe(endpoint), endpoint.headers
             )
 
-    async def endpoint(self, endpoint: Endpoint, source: str | None = None) -> Result:
+    async def endpoint(
+        self, endpoint: Endpoint, spec: RequestSpec, source: str | None = None
+    ) -> Result:
         """The measurement itself; must run on ``self.loop``."""
-        assert self._base_url is not None
-        headers = {**self.config.target.headers, **endpoint.headers}
-        spec = RequestSpec(
-            method=endpoint.method,
-            path=endpoint.path,
-            json=endpoint.json,
-            body=endpoint.body.encode() if endpoint.body is not None else None,
-        )
-        async with make_client(
-            self._base_url,
-            headers=headers,
-            timeout_s=endpoint.timeout_ms / 1000,
-            max_connections=endpoint.concurrency,
-            app=self._app,
-        ) as client:
+        async with self._client(endpoint.timeout_ms / 1000, endpoint.concurrency) as client:
             run = await drive(
                 client,
                 spec,
@@ -190,6 +290,7 @@ class Gate:
                 concurrency=endpoint.concurrency,
                 warmup=endpoint.warmup,
                 expect_status=endpoint.expect_status,
+                values=self.values,
             )
         metrics = endpoint_metrics(run, self.config.defaults.confidence)
         checks = endpoint_checks(metrics, endpoint.budget, self.config.defaults.confidence)
@@ -280,6 +381,20 @@ class Gate:
 
 def _describe(endpoint: Endpoint) -> str:
     return f"{endpoint.method} {endpoint.path}"
+
+
+def _json_text(value: Any) -> str:
+    return "" if value is None else json.dumps(value, default=str)
+
+
+def _fill_json(value: Any, values: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return fill(value, values)
+    if isinstance(value, list):
+        return [_fill_json(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill_json(v, values) for k, v in value.items()}
+    return value
 
 
 def _cpu_model() -> str:

@@ -12,8 +12,10 @@ beside the branch's; each endpoint is then measured in ``BLOCKS`` alternating bl
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,7 @@ class Interleaved:
     root: Path  # the repository's top level (pytest's rootdir)
     budgets: Path  # the branch's budgets file; the same path is read in the base checkout
     ref: str
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _sha: str | None = None
     _worktree: Path | None = None
     _gate: Gate | None = None
@@ -59,13 +62,13 @@ class Interleaved:
         base_budgets = worktree / relative
         if not base_budgets.is_file():
             raise BaselineError(f"{relative} does not exist at {sha[:10]}: nothing to compare with")
-        config = load_config(base_budgets)
+        config = load_config(base_budgets, self.environ)
         if config.target.kind != "command":
             raise BaselineError(
                 "interleaving starts the base commit's own server, so it needs target.command "
                 f"(this budgets file uses target.{config.target.kind})"
             )
-        self._gate = Gate(config)
+        self._gate = Gate(config, environ=self.environ)
         date = run(repo, "show", "-s", "--format=%cI", sha)
         self.info = BaselineInfo(
             commit=sha,
@@ -91,6 +94,7 @@ class Interleaved:
             endpoint, requests=max(endpoint.requests // BLOCKS, 10), warmup=0
         )
         warm = dataclasses.replace(endpoint, requests=1)
+        base_gate.begin_item()
         base_gate.run_endpoint(warm, source)  # start it and warm it up like the current side
         base: Result | None = None
         cur: Result | None = None

@@ -32,6 +32,7 @@ NOTES = pytest.StashKey[list[str]]()  # baseline saved / not found / unreadable,
 BASELINE = pytest.StashKey[BaselineSession]()
 WORKER_ENV = pytest.StashKey[dict[str, Any]]()
 INTERLEAVE = pytest.StashKey[Interleaved]()
+LAUNCH_ENV = pytest.StashKey[dict[str, str]]()  # os.environ before pytest-env and conftest.py
 
 
 class BudgetsFile(pytest.File):
@@ -119,6 +120,7 @@ def judge(
     source: str = "",
 ) -> Result:
     """Measure, then compare with the baseline when asked (measuring again while unclear)."""
+    config.stash[GATE].begin_item()
     result = measure()
     interleaved = config.stash.get(INTERLEAVE, None)
     if interleaved is not None and endpoint is not None:

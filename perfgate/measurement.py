@@ -15,6 +15,7 @@ class RequestSample:
     cache: str | None  # "HIT" / "MISS" from x-cache, None when absent
     server_ms: float | None  # Server-Timing total (or sum of durs) / x-response-time
     error: str | None  # why the request counts as an error, None when it succeeded
+    detail: str | None = None  # for an error response: the start of its body
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,11 +111,27 @@ def _no_interval(key: str, n: int, confidence: float) -> str:
     )
 
 
+_SAMPLE_CHARS = 120  # of an error response's body, in the summary
+
+
 def error_summary(run: EndpointRun, limit: int = 3) -> tuple[str, ...]:
-    """The most common error reasons with counts, e.g. 'HTTP 503 ×12'."""
+    """The most common error reasons with counts and what the server said, e.g.
+    'HTTP 403 ×300: {"detail":"Not authenticated"}' (the caller masks secrets in it)."""
     counts: dict[str, int] = {}
+    said: dict[str, str] = {}
     for s in run.samples:
         if s.error is not None:
             counts[s.error] = counts.get(s.error, 0) + 1
+            if s.detail and s.error not in said:
+                said[s.error] = _printable(s.detail)
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return tuple(f"{reason} ×{n}" for reason, n in ranked[:limit])
+    return tuple(
+        f"{reason} ×{n}" + (f": {said[reason]}" if said.get(reason) else "")
+        for reason, n in ranked[:limit]
+    )
+
+
+def _printable(text: str) -> str:
+    """One line of visible characters, at most _SAMPLE_CHARS of them."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= _SAMPLE_CHARS else flat[: _SAMPLE_CHARS - 1] + "…"

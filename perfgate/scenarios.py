@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from perfgate.config import (
@@ -11,11 +12,14 @@ from perfgate.config import (
     QUERY_BUDGET_KEYS,
     Defaults,
     Endpoint,
+    Login,
     Query,
     QueryBudget,
 )
 from perfgate.exceptions import ConfigError
 from perfgate.fields import read_limit, read_positive_ms, read_regression
+from perfgate.namedsql import NamedSqlError, named_parameters, read_named_query
+from perfgate.placeholders import PER_REQUEST, REQUEST
 from perfgate.yamlsource import InvalidConfig, Path_, Source, describe, environ
 
 ENDPOINT_KEYS = (
@@ -31,8 +35,11 @@ ENDPOINT_KEYS = (
     "budget",
     "regression",
 )
+LOGIN_KEYS = ("request", "headers", "json", "body", "expect_status")
 QUERY_KEYS = (
     "sql",
+    "sql_file",
+    "name",
     "params",
     "runs",
     "setup_sql",
@@ -44,19 +51,19 @@ QUERY_KEYS = (
 )
 
 
-def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> Endpoint | None:
-    if isinstance(value, str):
-        value = {"request": value}
-    raw = src.mapping(value, path, ENDPOINT_KEYS, required=("request",))
+def read_request(
+    src: Source, raw: dict[str, Any], path: Path_, allowed: frozenset[str]
+) -> dict[str, Any] | None:
+    """What to send: method and path, headers, a json or raw body, and the accepted statuses."""
     if "request" not in raw:
         return None
-    request = src.string(raw["request"], (*path, "request"))
+    request = src.template(raw["request"], (*path, "request"), allowed)
     if request is None:
         return None
     method, _, target = request.strip().partition(" ")
     method = method.upper()
     target = target.strip()
-    if method not in METHODS or not target.startswith("/"):
+    if method not in METHODS or not target.startswith("/") or not target.isprintable():
         src.error(
             (*path, "request"),
             f"expected 'METHOD /path' such as 'GET /api/clients?supplier_id=7', got {request!r}",
@@ -64,14 +71,7 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
         return None
     if "json" in raw and "body" in raw:
         src.error(path, "set json or body, not both")
-    body = src.string(raw["body"], (*path, "body")) if "body" in raw else None
-    budget: dict[str, float] = {}
-    for key, item in src.mapping(
-        raw.get("budget"), (*path, "budget"), ENDPOINT_BUDGET_KEYS
-    ).items():
-        parsed = read_limit(src, ENDPOINT_BUDGET_KEYS[key], item, (*path, "budget", key))
-        if parsed is not None:
-            budget[key] = parsed
+    body = src.template(raw["body"], (*path, "body"), allowed) if "body" in raw else None
     expect = None
     if "expect_status" in raw:
         statuses = (
@@ -89,6 +89,41 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
             else:
                 codes.append(code)
         expect = frozenset(codes)
+    return {
+        "method": method,
+        "path": target,
+        "headers": src.template_map(raw.get("headers"), (*path, "headers"), allowed),
+        "json": _interpolate_json(src, raw.get("json"), (*path, "json"), allowed),
+        "body": body,
+        "expect_status": expect,
+    }
+
+
+def read_login(src: Source, value: Any, path: Path_) -> Login | None:
+    """target.login: the request that logs in once per target, before any endpoint."""
+    if isinstance(value, str):
+        value = {"request": value}
+    raw = src.mapping(value, path, LOGIN_KEYS, required=("request",))
+    parts = read_request(src, raw, path, PER_REQUEST)
+    if parts is None:
+        return None
+    return Login(**parts, line=src.lines.get(path))
+
+
+def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> Endpoint | None:
+    if isinstance(value, str):
+        value = {"request": value}
+    raw = src.mapping(value, path, ENDPOINT_KEYS, required=("request",))
+    parts = read_request(src, raw, path, REQUEST)
+    if parts is None:
+        return None
+    budget: dict[str, float] = {}
+    for key, item in src.mapping(
+        raw.get("budget"), (*path, "budget"), ENDPOINT_BUDGET_KEYS
+    ).items():
+        parsed = read_limit(src, ENDPOINT_BUDGET_KEYS[key], item, (*path, "budget", key))
+        if parsed is not None:
+            budget[key] = parsed
     counts = {
         k: src.integer(raw[k], (*path, k), minimum=0 if k == "warmup" else 1)
         for k in ("requests", "concurrency", "warmup")
@@ -96,12 +131,7 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
     }
     return Endpoint(
         name=name,
-        method=method,
-        path=target,
-        headers=src.string_map(raw.get("headers"), (*path, "headers")),
-        json=_interpolate_json(src, raw.get("json"), (*path, "json")),
-        body=body,
-        expect_status=expect,
+        **parts,
         requests=counts.get("requests") or d.requests,
         concurrency=counts.get("concurrency") or d.concurrency,
         warmup=d.warmup if counts.get("warmup") is None else int(counts["warmup"] or 0),
@@ -112,30 +142,81 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
     )
 
 
-def _interpolate_json(src: Source, value: Any, path: Path_) -> Any:
+def _interpolate_json(src: Source, value: Any, path: Path_, allowed: frozenset[str]) -> Any:
     if isinstance(value, str):
-        return src.string(value, path)
+        return src.template(value, path, allowed)
     if isinstance(value, list):
-        return [_interpolate_json(src, v, (*path, i)) for i, v in enumerate(value)]
+        return [_interpolate_json(src, v, (*path, i), allowed) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _interpolate_json(src, v, (*path, str(k))) for k, v in value.items()}
+        return {k: _interpolate_json(src, v, (*path, str(k)), allowed) for k, v in value.items()}
     return value
 
 
-def read_query(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> Query | None:
-    raw = src.mapping(value, path, QUERY_KEYS, required=("sql",))
-    sql = src.string(raw["sql"], (*path, "sql"), interpolate_env=False) if "sql" in raw else None
-    if not sql or not sql.strip():
-        if "sql" in raw:
-            src.error((*path, "sql"), "expected a SQL statement")
+def _query_sql(src: Source, raw: dict[str, Any], path: Path_) -> str | None:
+    """The SQL of a query: written inline (``sql``), or read from the app's file (``sql_file``)."""
+    if ("sql" in raw) == ("sql_file" in raw):
+        src.error(path, "set exactly one of sql or sql_file")
         return None
-    params = raw.get("params", [])
-    if not isinstance(params, list):
+    if "name" in raw and "sql_file" not in raw:
+        src.error((*path, "name"), "name picks a query in a sql_file; set sql_file too")
+    if "sql" in raw:
+        sql = src.string(raw["sql"], (*path, "sql"), interpolate_env=False)
+        if sql is not None and not sql.strip():
+            src.error((*path, "sql"), "expected a SQL statement")
+            return None
+        return sql
+    file = src.string(raw["sql_file"], (*path, "sql_file"))
+    name = src.string(raw["name"], (*path, "name")) if "name" in raw else None
+    if file is None:
+        return None
+    try:
+        sql, _ = read_named_query((src.root / file).resolve(), name)
+    except NamedSqlError as exc:
+        src.error((*path, "name" if "name" in raw else "sql_file"), str(exc))
+        return None
+    return sql
+
+
+def _query_params(
+    src: Source, sql: str, value: Any, path: Path_
+) -> tuple[str, tuple[Any, ...]] | None:
+    """The SQL with ``$n`` parameters, and their values: a list, or a mapping for ``:name``."""
+    try:
+        positional, named = named_parameters(sql)
+    except NamedSqlError as exc:
+        src.error(path[:-1], str(exc))
+        return None
+    if isinstance(value, dict):
+        if not named:
+            src.error(path, "a mapping of parameters needs :name parameters in the SQL")
+            return None
+        missing = [n for n in named if n not in value]
+        extra = sorted(str(k) for k in value if k not in named)
+        if missing:
+            src.error(path, f"no value for :{', :'.join(missing)}")
+        if extra:
+            src.error(path, f"the SQL has no parameter :{', :'.join(extra)}")
+        return positional, tuple(value.get(n) for n in named)
+    if not isinstance(value, list):
+        src.error(path, f"expected a list of parameters for $1, $2, ..., got {describe(value)}")
+        return None
+    if named:
         src.error(
-            (*path, "params"),
-            f"expected a list of parameters for $1, $2, ..., got {describe(params)}",
+            path,
+            f"the SQL uses named parameters (:{', :'.join(named)}): give params as a mapping, "
+            f"e.g. {{{named[0]}: ...}}",
         )
-        params = []
+        return None
+    return sql, tuple(value)
+
+
+def read_query(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> Query | None:
+    raw = src.mapping(value, path, QUERY_KEYS)
+    sql = _query_sql(src, raw, path)
+    if sql is None:
+        return None
+    bound = _query_params(src, sql, raw.get("params", []), (*path, "params"))
+    sql, params = bound if bound is not None else (sql, ())
     limits: dict[str, float] = {}
     budget_raw = src.mapping(
         raw.get("budget"), (*path, "budget"), (*QUERY_BUDGET_KEYS, "no_seq_scan", "forbid")
@@ -162,7 +243,7 @@ def read_query(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> 
     return Query(
         name=name,
         sql=sql,
-        params=tuple(params),
+        params=params,
         runs=runs or d.runs,
         setup_sql=src.string_list(raw["setup_sql"], (*path, "setup_sql"))
         if "setup_sql" in raw
@@ -179,10 +260,10 @@ def read_query(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> 
 
 
 def endpoint_from_mapping(
-    name: str, raw: Mapping[str, Any], defaults: Defaults, *, origin: str
+    name: str, raw: Mapping[str, Any], defaults: Defaults, *, origin: str, has_login: bool = False
 ) -> Endpoint:
     """An endpoint defined in test code (the fixture), validated like a budgets-file entry."""
-    src = Source(filename=origin, lines={}, env=environ(), errors=[])
+    src = Source(filename=origin, lines={}, env=environ(), errors=[], has_login=has_login)
     endpoint = read_endpoint(src, name, dict(raw), (name,), defaults)
     if src.errors or endpoint is None:
         raise InvalidConfig(src.errors or [ConfigError("invalid endpoint", path=origin)])
@@ -190,10 +271,10 @@ def endpoint_from_mapping(
 
 
 def query_from_mapping(
-    name: str, raw: Mapping[str, Any], defaults: Defaults, *, origin: str
+    name: str, raw: Mapping[str, Any], defaults: Defaults, *, origin: str, root: Path
 ) -> Query:
     """A query defined in test code (the fixture), validated like a budgets-file entry."""
-    src = Source(filename=origin, lines={}, env=environ(), errors=[])
+    src = Source(filename=origin, lines={}, env=environ(), errors=[], root=root)
     query = read_query(src, name, dict(raw), (name,), defaults)
     if src.errors or query is None:
         raise InvalidConfig(src.errors or [ConfigError("invalid query", path=origin)])

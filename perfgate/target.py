@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import collections
 import contextlib
 import difflib
-import http.client
 import importlib
 import os
-import shlex
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Mapping, MutableMapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 from perfgate.exceptions import TargetError
+from perfgate.launch import (
+    OutputTail,
+    process_group_alive,
+    program_environment,
+    split_command,
+    start,
+    stop_group,
+)
+from perfgate.probes.http import ready_verdict
 from perfgate.probes.transport import ASGIApp
 
 __all__ = [
@@ -33,9 +37,6 @@ __all__ = [
     "process_group_alive",
     "start_command",
 ]
-
-_OUTPUT_LINES = 200  # kept for error messages
-_SHOWN_LINES = 40  # of those, put in a TargetError message
 
 
 def free_port() -> int:
@@ -50,8 +51,9 @@ class CommandTarget:
 
     ``start()`` / ``stop()`` for synchronous callers (or ``with``), ``async with`` for async
     ones. ``{port}`` in the command and in ``env`` values becomes the port (also exported as
-    ``PORT``); ``env`` is added to this process's environment. ``stop()`` is idempotent and
-    always leaves no process of the group behind.
+    ``PORT``). The server gets ``base_env`` (default: this process's environment) prepared by
+    ``launch.program_environment``, plus ``env``. ``stop()`` is idempotent and always leaves
+    no process of the group behind.
     """
 
     def __init__(
@@ -64,19 +66,25 @@ class CommandTarget:
         ready_timeout_s: float,
         port: int | None = None,
         stop_grace_s: float = 5.0,
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
         self.port = port if port is not None else free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.command = command.replace("{port}", str(self.port))
-        self._argv = shlex.split(self.command)
-        self._env = {key: value.replace("{port}", str(self.port)) for key, value in env.items()}
+        try:
+            self._argv = split_command(self.command)
+        except ValueError as exc:
+            raise TargetError(f"target.command {command!r} cannot be split: {exc}") from None
+        extra = {key: value.replace("{port}", str(self.port)) for key, value in env.items()}
+        self._env = program_environment(
+            os.environ if base_env is None else base_env, {"PORT": str(self.port), **extra}
+        )
         self._cwd = cwd
         self._ready_path = ready_path if ready_path.startswith("/") else f"/{ready_path}"
         self._ready_timeout_s = ready_timeout_s
         self._stop_grace_s = stop_grace_s
         self._process: subprocess.Popen[bytes] | None = None
-        self._output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
-        self._reader: threading.Thread | None = None
+        self._output: OutputTail | None = None
 
     @property
     def pid(self) -> int | None:
@@ -85,7 +93,7 @@ class CommandTarget:
 
     def output(self) -> str:
         """The last lines the command wrote to stdout and stderr."""
-        return "\n".join(self._output)
+        return self._output.text() if self._output is not None else ""
 
     def start(self) -> None:
         """Start the command and wait until ``GET ready_path`` answers 2xx."""
@@ -94,12 +102,12 @@ class CommandTarget:
             deadline = time.monotonic() + self._ready_timeout_s
             delay = 0.02
             while True:
-                ready, last = self._check()
+                ready, last = self._check(deadline)
                 if ready:
                     return
                 if time.monotonic() >= deadline:
                     self._fail(f"not ready after {self._ready_timeout_s:g}s (last: {last})")
-                time.sleep(delay)
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 0.25)
         except BaseException:
             self.stop()
@@ -111,17 +119,9 @@ class CommandTarget:
         if process is None:
             return
         atexit.unregister(self.stop)
-        deadline = time.monotonic() + self._stop_grace_s
-        _signal_group(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=self._stop_grace_s)
-        # Children may outlive the leader: give them the rest of the grace, then SIGKILL.
-        _wait_group_gone(process.pid, deadline)
-        _signal_group(process.pid, signal.SIGKILL)
-        process.wait()
-        _wait_group_gone(process.pid, time.monotonic() + 2.0)
-        if self._reader is not None:
-            self._reader.join(timeout=1.0)
+        stop_group(process, self._stop_grace_s)
+        if self._output is not None:
+            self._output.join()
         self._process = None
 
     def __enter__(self) -> CommandTarget:
@@ -139,12 +139,12 @@ class CommandTarget:
             deadline = time.monotonic() + self._ready_timeout_s
             delay = 0.02
             while True:
-                ready, last = await asyncio.to_thread(self._check)
+                ready, last = await asyncio.to_thread(self._check, deadline)
                 if ready:
                     return self
                 if time.monotonic() >= deadline:
                     self._fail(f"not ready after {self._ready_timeout_s:g}s (last: {last})")
-                await asyncio.sleep(delay)
+                await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 0.25)
         except BaseException:
             self.stop()
@@ -159,88 +159,66 @@ class CommandTarget:
         if self._process is not None:
             raise TargetError(f"target already started: {self.command}")
         try:
-            process = subprocess.Popen(
-                self._argv,
-                cwd=self._cwd,
-                env={**os.environ, "PORT": str(self.port), **self._env},
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so stop() reaches its children
-            )
+            process = start(self._argv, env=self._env, cwd=self._cwd)
         except OSError as exc:
-            raise TargetError(f"cannot start target command {self.command!r}: {exc}") from exc
+            hint = ""
+            if isinstance(exc, FileNotFoundError):
+                hint = f" (looked on PATH: {self._env.get('PATH', '')})"
+            raise TargetError(f"cannot start target command {self.command!r}: {exc}{hint}") from exc
         self._process = process
         atexit.register(self.stop)
         assert process.stdout is not None
-        self._reader = threading.Thread(
-            target=_collect, args=(process.stdout, self._output), daemon=True
-        )
-        self._reader.start()
+        self._output = OutputTail(process.stdout)
 
-    def _check(self) -> tuple[bool, str]:
-        """One readiness probe; raises TargetError when the process has already exited."""
+    def _check(self, deadline: float) -> tuple[bool, str]:
+        """One readiness probe, bounded by ``deadline``; TargetError once it cannot succeed."""
         process = self._process
         if process is None or process.poll() is not None:
             code = None if process is None else process.returncode
-            if self._reader is not None:
-                self._reader.join(timeout=1.0)  # so the output is complete in the message
+            if self._output is not None:
+                self._output.join()  # so the output is complete in the message
             self._fail(f"exited with code {code} before it was ready")
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
         try:
-            connection.request("GET", self._ready_path)
-            status = connection.getresponse().status
-        except (OSError, http.client.HTTPException) as exc:
+            status = _status_of_get("127.0.0.1", self.port, self._ready_path, deadline)
+        except OSError as exc:
             return False, f"{type(exc).__name__}: {exc}"
-        finally:
-            connection.close()
-        return 200 <= status < 300, f"HTTP {status} from GET {self._ready_path}"
+        try:
+            ready = ready_verdict(status, f"GET {self._ready_path}")
+        except TargetError as exc:
+            self._fail(str(exc))
+        return ready, f"HTTP {status} from GET {self._ready_path}"
 
     def _fail(self, what: str) -> None:
-        lines = list(self._output)[-_SHOWN_LINES:]
-        shown = "\n".join(f"  | {line}" for line in lines) if lines else "  (no output)"
+        shown = self._output.shown() if self._output is not None else "  (no output)"
         raise TargetError(f"target command {what}: {self.command}\nlast output:\n{shown}")
 
 
-def _collect(stream: IO[bytes], lines: collections.deque[str]) -> None:
-    # Runs until every holder of the pipe is gone; the stream is closed here, not in stop().
-    with stream, contextlib.suppress(OSError, ValueError):
-        for raw in stream:
-            lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+def _status_of_get(host: str, port: int, path: str, deadline: float) -> int:
+    """The status of ``GET path``, reading no longer than ``deadline`` whatever the server does.
 
-
-def process_group_alive(pgid: int) -> bool:
-    """Whether any process of the group still runs (zombies waiting to be reaped don't count)."""
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # it exited while we looked
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-def _wait_group_gone(pgid: int, deadline: float) -> None:
-    # Orphaned zombies are reaped by init, which in a container may never happen: ignore them.
-    while process_group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
+    A server that answers a byte at a time cannot hold the probe past the deadline, as it can
+    with per-read timeouts. A probe always gets at least 50 ms, so the last one before the
+    deadline still says what the server answers.
+    """
+    deadline = max(deadline, time.monotonic() + 0.05)
+    remaining = deadline - time.monotonic()
+    with socket.create_connection((host, port), timeout=min(remaining, 1.0)) as sock:
+        request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+        sock.sendall(request.encode())
+        head = b""
+        while b"\r\n" not in head and len(head) < 1024:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the status line did not arrive in time")
+            sock.settimeout(min(remaining, 1.0))
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            head += chunk
+    parts = head.split(b"\r\n", 1)[0].split()
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise ConnectionError(f"not an HTTP response: {head[:60]!r}")
+    return int(parts[1])
 
 
 def start_command(
@@ -270,6 +248,11 @@ async def asgi_lifespan(app: ASGIApp, *, timeout_s: float = 30.0) -> AsyncIterat
     The yielded app hands each request a copy of the lifespan state, as servers do. An app
     that does not speak lifespan (it raises or returns before taking the startup message) is
     used as is; one that fails startup raises TargetError.
+
+    Not the ``asgi-lifespan`` package: its ``LifespanManager`` (2.1) gives every request the
+    same state dict, so concurrent requests of a load test would see each other's
+    ``request.state``, and it waits out its startup timeout when an app returns without
+    speaking lifespan, where servers (uvicorn) carry on at once.
     """
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()

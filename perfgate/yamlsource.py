@@ -7,10 +7,12 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from perfgate import placeholders
 from perfgate.exceptions import ConfigError
 
 T = TypeVar("T")
@@ -124,6 +126,8 @@ class Source:
     # Environment values interpolated into what is sent to the target (headers, the request
     # line, bodies): never printed, whatever the header is called.
     secrets: list[str] = field(default_factory=list)
+    has_login: bool = False  # target.login is set, so {login.PATH} can be filled
+    root: Path = field(default_factory=Path.cwd)  # relative paths are relative to this
 
     def error(self, path: Path_, message: str) -> None:
         """Record a problem at a key path (the nearest known line is used)."""
@@ -180,6 +184,22 @@ class Source:
                 f"(give a default with ${{{exc.args[0]}:-value}})",
             )
             return None
+
+    def template(self, value: Any, path: Path_, allowed: Iterable[str]) -> str | None:
+        """A string (as ``string``) whose ``{placeholders}`` must be among ``allowed``."""
+        text = self.string(value, path)
+        if text is not None:
+            for problem in placeholders.problems(text, allowed, has_login=self.has_login):
+                self.error(path, problem)
+        return text
+
+    def template_map(self, value: Any, path: Path_, allowed: Iterable[str]) -> dict[str, str]:
+        """A mapping of names to strings (as ``string_map``), each checked as ``template``."""
+        out = self.string_map(value, path)
+        for key, text in out.items():
+            for problem in placeholders.problems(text, allowed, has_login=self.has_login):
+                self.error((*path, key), problem)
+        return out
 
     def convert(self, value: Any, path: Path_, parse: Callable[[object], T]) -> T | None:
         """Apply a unit parser, turning its ValueError into a located error."""

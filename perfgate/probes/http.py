@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
+import re
+import secrets
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 
@@ -16,7 +22,12 @@ from perfgate.probes.servertiming import server_time_ms
 from perfgate.probes.transport import DriverClient, KeepAliveTransport, Prepared
 from perfgate.probes.wire import RawResponse, header_value, parse_headers
 
-__all__ = ["RequestSpec", "drive", "wait_ready"]
+__all__ = ["RequestSpec", "RequestValues", "drive", "ready_verdict", "wait_ready"]
+
+# Statuses that mean the server is up but the ready path will never answer 2xx: stop waiting.
+_WRONG_READY = frozenset({400, 401, 403, 404, 405, 410})
+
+_DETAIL_BYTES = 300  # of an error response's body, kept to show what the server said
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +39,72 @@ class RequestSpec:
     headers: tuple[tuple[str, str], ...] = ()
     json: object | None = None
     body: bytes | None = None
+
+    @property
+    def per_request(self) -> bool:
+        """Whether it holds ``{seq}`` or ``{uuid}``, which change with every request."""
+        texts = [self.path, *(v for _, v in self.headers), _text_of(self.json)]
+        if self.body is not None:
+            texts.append(self.body.decode("utf-8", "replace"))
+        return any("{seq}" in t or "{uuid}" in t for t in texts)
+
+    def filled(self, seq: str, uid: str) -> RequestSpec:
+        """The request with ``{seq}`` and ``{uuid}`` replaced."""
+
+        def sub(text: str) -> str:
+            return text.replace("{seq}", seq).replace("{uuid}", uid)
+
+        return replace(
+            self,
+            path=sub(self.path),
+            headers=tuple((k, sub(v)) for k, v in self.headers),
+            json=_map_strings(self.json, sub),
+            body=sub(self.body.decode()).encode() if self.body is not None else None,
+        )
+
+
+def _text_of(value: object) -> str:
+    return "" if value is None else json.dumps(value, default=str)
+
+
+def _map_strings(value: Any, sub: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return sub(value)
+    if isinstance(value, list):
+        return [_map_strings(v, sub) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_strings(v, sub) for k, v in value.items()}
+    return value
+
+
+class RequestValues:
+    """Fresh ``{seq}`` and ``{uuid}`` values: seq counts 1, 2, 3, ... over the whole run."""
+
+    def __init__(self) -> None:
+        self._seq = itertools.count(1)
+
+    def next(self) -> tuple[str, str]:
+        """The values for one request."""
+        return str(next(self._seq)), str(uuid.uuid4())
+
+
+_CONTENT_LENGTH = re.compile(rb"(?im)^(content-length:[ \t]*)\d+")
+
+
+def _renderer(payload: bytes, seq: bytes, uid: bytes, values: RequestValues) -> Callable[[], bytes]:
+    """Make each request's bytes from one encoded with markers in place of the placeholders."""
+    head, _, body = payload.partition(b"\r\n\r\n")
+    has_body = bool(body)
+
+    def render() -> bytes:
+        s, u = values.next()
+        b = body.replace(seq, s.encode()).replace(uid, u.encode())
+        h = head.replace(seq, s.encode()).replace(uid, u.encode())
+        if has_body:
+            h = _CONTENT_LENGTH.sub(lambda m: m.group(1) + str(len(b)).encode(), h, count=1)
+        return h + b"\r\n\r\n" + b
+
+    return render
 
 
 def _cache_status(value: str | None) -> str | None:
@@ -48,11 +125,19 @@ _Accept = Callable[[int], bool]
 _Worker = Callable[[Callable[[], bool], Callable[[RequestSample], None]], Awaitable[None]]
 
 
-def _via_client(client: httpx.AsyncClient, request: httpx.Request, accepted: _Accept) -> _Worker:
+def _detail(body: bytes) -> str:
+    """The start of an error response's body, as text."""
+    return body[:_DETAIL_BYTES].decode("utf-8", "replace")
+
+
+def _via_client(
+    client: httpx.AsyncClient, build: Callable[[], httpx.Request], accepted: _Accept
+) -> _Worker:
     """Send through ``client.send``: any transport, event hooks and auth honoured."""
     clock = time.perf_counter_ns
 
     async def one() -> RequestSample:
+        request = build()
         started = clock()
         try:
             response = await client.send(request)
@@ -61,13 +146,15 @@ def _via_client(client: httpx.AsyncClient, request: httpx.Request, accepted: _Ac
         latency = clock() - started
         headers = response.headers
         status = response.status_code
+        ok = accepted(status)
         return RequestSample(
             latency_ns=latency,
             status=status,
             nbytes=len(response.content),
             cache=_cache_status(headers.get("x-cache")),
             server_ms=server_time_ms(headers.get("server-timing"), headers.get("x-response-time")),
-            error=None if accepted(status) else f"HTTP {status}",
+            error=None if ok else f"HTTP {status}",
+            detail=None if ok else _detail(response.content),
         )
 
     async def worker(take: Callable[[], bool], keep: Callable[[RequestSample], None]) -> None:
@@ -103,13 +190,15 @@ def _via_lanes(transport: KeepAliveTransport, prepared: Prepared, accepted: _Acc
         cache = None
         if b"\nx-cache:" in lowered:
             cache = _cache_status(header_value(head, lowered, b"x-cache"))
+        ok = accepted(status)
         return RequestSample(
             latency_ns=latency,
             status=status,
             nbytes=nbytes,
             cache=cache,
             server_ms=server_ms,
-            error=None if accepted(status) else f"HTTP {status}",
+            error=None if ok else f"HTTP {status}",
+            detail=None if ok else _detail(body),
         )
 
     async def worker(take: Callable[[], bool], keep: Callable[[RequestSample], None]) -> None:
@@ -167,6 +256,7 @@ async def drive(
     concurrency: int,
     warmup: int,
     expect_status: frozenset[int] | None = None,
+    values: RequestValues | None = None,
 ) -> EndpointRun:
     """Send ``warmup`` untimed, then exactly ``requests`` timed requests, ``concurrency`` at a time.
 
@@ -174,7 +264,9 @@ async def drive(
     timeouts are recorded as samples with ``status=None``, never raised. ``nbytes`` is the body
     size after content decoding. The request is built once and re-sent (httpx's URL parsing
     would otherwise dominate the client's cost), so cookies set during the run are not sent
-    back. With a ``make_client`` client (no auth, no event hooks) each worker sends through a
+    back; ``{seq}`` and ``{uuid}`` in it are filled anew for every request from ``values``
+    (shared by a run, so ``{seq}`` never repeats), by substitution in the encoded bytes.
+    With a ``make_client`` client (no auth, no event hooks) each worker sends through a
     ``Lane`` of the transport, a connection of its own, and sends its next request from the
     callback that parses the previous response, skipping httpx's response objects and the task
     switch (see probes/transport.py for the figures); there at most ``max_connections``
@@ -190,20 +282,35 @@ async def drive(
     def accepted(status: int) -> bool:
         return 200 <= status < 300 or status in extra
 
-    built = client.build_request(
-        request.method,
-        request.path,
-        headers=list(request.headers),
-        json=request.json,
-        content=request.body,
-    )
-    start = _via_client(client, built, accepted)
+    def build(spec: RequestSpec) -> httpx.Request:
+        return client.build_request(
+            spec.method, spec.path, headers=list(spec.headers), json=spec.json, content=spec.body
+        )
+
+    varying = request.per_request
+    if varying and values is None:
+        values = RequestValues()
+    seq_marker, uid_marker = (f"pgseq{secrets.token_hex(6)}", f"pguuid{secrets.token_hex(6)}")
+    built = build(request.filled(seq_marker, uid_marker) if varying else request)
+
+    def build_next() -> httpx.Request:
+        if not varying or values is None:
+            return built
+        return build(request.filled(*values.next()))
+
+    start = _via_client(client, build_next, accepted)
     workers = concurrency
     transport = _direct_transport(client)
     if transport is not None:
         # An unusable URL falls through to client.send, which records the error per request.
         with contextlib.suppress(httpx.HTTPError):
-            start = _via_lanes(transport, transport.prepare(built, built.content), accepted)
+            prepared = transport.prepare(built, built.content)
+            if varying and values is not None:
+                render = _renderer(
+                    prepared.payload, seq_marker.encode(), uid_marker.encode(), values
+                )
+                prepared = prepared._replace(render=render)
+            start = _via_lanes(transport, prepared, accepted)
             # A lane keeps its connection slot, so workers beyond the pool would only wait.
             workers = min(concurrency, transport.max_connections)
     if warmup:
@@ -214,6 +321,23 @@ async def drive(
     return EndpointRun(
         samples=tuple(samples), wall_ns=wall_ns, concurrency=concurrency, warmup=warmup
     )
+
+
+def ready_verdict(status: int, method_path: str) -> bool:
+    """True for 2xx; raise TargetError at once for a status that waiting cannot change."""
+    if 200 <= status < 300:
+        return True
+    if status in _WRONG_READY:
+        why = (
+            "the ready path needs authentication"
+            if status in (401, 403)
+            else "the server is up, but nothing answers 2xx at that path"
+        )
+        raise TargetError(
+            f"{method_path} answered HTTP {status}: {why}; set target.ready to a path that "
+            "answers 2xx without credentials (e.g. ready: /docs or ready: /)"
+        )
+    return False
 
 
 async def wait_ready(client: httpx.AsyncClient, path: str, timeout_s: float) -> None:
@@ -231,7 +355,7 @@ async def wait_ready(client: httpx.AsyncClient, path: str, timeout_s: float) -> 
         except (httpx.HTTPError, OSError) as exc:
             last = _describe(exc)
         else:
-            if 200 <= response.status_code < 300:
+            if ready_verdict(response.status_code, f"GET {path}"):
                 return
             last = f"HTTP {response.status_code}"
         await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))

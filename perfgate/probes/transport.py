@@ -79,6 +79,12 @@ class Prepared(NamedTuple):
     pool_timeout: float | None
     connect_timeout: float | None
     read_timeout: float | None
+    # Requests that differ each time ({seq}, {uuid}): makes the bytes of the next one.
+    render: Callable[[], bytes] | None = None
+
+    def next_payload(self) -> bytes:
+        """The bytes to send for the next request."""
+        return self.payload if self.render is None else self.render()
 
 
 Record = Callable[[int, "RawResponse | None", "httpx.HTTPError | OSError | None"], None]
@@ -117,7 +123,9 @@ class Lane:
             else:
                 reused = True
             try:
-                raw = await wire.send(prepared.payload, prepared.head_only, prepared.read_timeout)
+                raw = await wire.send(
+                    prepared.next_payload(), prepared.head_only, prepared.read_timeout
+                )
             except Failure as failure:
                 self._wire = None
                 wire.close()
@@ -179,7 +187,8 @@ class Lane:
     ) -> asyncio.Future[tuple[int, Failure] | None]:
         """Send requests back to back from the response callback until done or failed."""
         prepared = self._prepared
-        payload, head_only, timeout = prepared.payload, prepared.head_only, prepared.read_timeout
+        head_only, timeout = prepared.head_only, prepared.read_timeout
+        payload = prepared.payload if prepared.render is None else None
         clock = time.perf_counter_ns
         done: asyncio.Future[tuple[int, Failure] | None]
         done = asyncio.get_running_loop().create_future()
@@ -197,16 +206,18 @@ class Lane:
                 if prepared.close or not wire.reusable or not take():
                     done.set_result(None)
                     return
+                data = payload or prepared.next_payload()
                 started = clock()
-                wire.start(payload, head_only, timeout, on_response)
+                wire.start(data, head_only, timeout, on_response)
             except BaseException as exc:  # a bug in record must reach the task, not the loop
                 done.set_exception(exc)
 
         if prepared.close or not wire.reusable or not take():
             done.set_result(None)
         else:
+            data = payload or prepared.next_payload()
             started = clock()
-            wire.start(payload, head_only, timeout, on_response)
+            wire.start(data, head_only, timeout, on_response)
         return done
 
     def release(self) -> None:
