@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import warnings
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -21,6 +26,7 @@ from perfgate.items import (
     CONFIG,
     GATE,
     INTERLEAVE,
+    LAUNCH_ENV,
     NOTES,
     REPORT,
     RESULTS,
@@ -28,6 +34,7 @@ from perfgate.items import (
     WORKER_ENV,
     WRITTEN,
     BudgetsFile,
+    GateItem,
     judge,
     record,
 )
@@ -43,6 +50,43 @@ from perfgate.result import GateReport, Result
 from perfgate.settings import Settings
 
 HOW_TO_RUN = "perfgate measurements run only with --perfgate (e.g. `pytest --perfgate`)"
+ADJUSTED = pytest.StashKey[list[str]]()  # options from addopts that --perfgate switched off
+SIGNALS = pytest.StashKey[dict[int, Any]]()  # the handlers perfgate replaced, to restore
+_STOP_SIGNALS = tuple(
+    s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
+)
+_NUMPROCESSES = ("-n", "--numprocesses")
+_COVERAGE = ("--cov",)
+
+
+def _typed(config: pytest.Config, options: tuple[str, ...]) -> bool:
+    """Whether one of ``options`` was typed on the command line (not from addopts)."""
+    for arg in map(str, config.invocation_params.args):
+        for option in options:
+            if arg == option or arg.startswith(option + "="):
+                return True
+            if len(option) == 2 and arg.startswith(option) and not arg.startswith("--"):
+                return True  # -n4, -nauto
+    return False
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Generator[None, object, object]:
+    """Before pytest-env and conftest.py change it: keep the environment targets will get.
+
+    And under --perfgate, keep pytest-cov from starting when its --cov comes from the
+    project's addopts: the load driver measured under a tracer is several times slower.
+    """
+    early_config.stash[LAUNCH_ENV] = dict(os.environ)
+    adjusted = early_config.stash[ADJUSTED] = []
+    known = early_config.known_args_namespace
+    covered = getattr(known, "cov_source", None) and not _typed(early_config, _COVERAGE)
+    if getattr(known, "perfgate", False) and covered:
+        known.no_cov = True  # what --no-cov sets; pytest-cov reads it when it starts
+        adjusted.append("--cov")
+    return (yield)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -170,6 +214,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "perfgate: a performance-gate item (endpoint or query budget)"
     )
+    if not config.pluginmanager.hasplugin("xdist"):
+        # perfgate's items carry it; --strict-markers must accept it without pytest-xdist.
+        config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's group marker")
     settings = _settings(config)
     config.stash[SETTINGS] = settings
     config.stash[RESULTS] = []
@@ -177,12 +224,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[NOTES] = []
     if not settings.enabled:
         return
+    environ = config.stash.get(LAUNCH_ENV, None)
+    if environ is None:  # loaded too late to see the launch (from a conftest.py)
+        environ = config.stash[LAUNCH_ENV] = dict(os.environ)
     try:
-        loaded = load_config(settings.budgets)
+        loaded = load_config(settings.budgets, environ)
     except ConfigError as exc:
         raise pytest.UsageError(f"perfgate: {exc}") from None
     config.stash[CONFIG] = loaded
-    config.stash[GATE] = Gate(loaded)
+    config.stash[GATE] = Gate(loaded, environ=environ)
+    _quiet_addopts_xdist(config)
+    for option in config.stash.get(ADJUSTED, []):
+        config.stash[NOTES].append(
+            f"{option} from the project's addopts is off under --perfgate: measurements must "
+            f"not run beside other tests or under a tracer (type {option} on the command line "
+            "to keep it)"
+        )
+    _handle_stop_signals(config)
     if settings.compare is not None or settings.save:
         config.stash[BASELINE] = BaselineSession(
             root=config.rootpath,
@@ -214,13 +272,64 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"perfgate: --perfgate-interleave={settings.interleave}: {problem}"
             )
         config.stash[INTERLEAVE] = Interleaved(
-            root=config.rootpath, budgets=settings.budgets, ref=settings.interleave
+            root=config.rootpath,
+            budgets=settings.budgets,
+            ref=settings.interleave,
+            environ=environ,
         )
     if settings.compare not in (None, "auto"):
         problem = check_compare_target(config.rootpath, settings.compare)
         if problem:
             raise pytest.UsageError(f"perfgate: --perfgate-compare={settings.compare}: {problem}")
     _add_budgets_to_args(config, settings)
+
+
+def _quiet_addopts_xdist(config: pytest.Config) -> None:
+    """Run in one process when -n comes from the project's addopts (pytest-xdist's own
+    configure, which runs after this one, then starts no workers)."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    if _typed(config, _NUMPROCESSES):
+        return
+    config.option.numprocesses = None
+    config.option.dist = "no"
+    config.option.tx = []
+    config.stash[ADJUSTED].append("-n")
+
+
+def _handle_stop_signals(config: pytest.Config) -> None:
+    """SIGTERM and SIGHUP (timeout, docker stop, a cancelled CI job) stop the run as Ctrl-C
+    does, so the target, the scratch database and the embedded server are cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        # Once: a second signal must not interrupt the cleanup the first one started.
+        signal.signal(signum, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"perfgate: stopped by {signal.Signals(signum).name}")
+
+    config.stash[SIGNALS] = {sig: signal.signal(sig, interrupt) for sig in _STOP_SIGNALS}
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for sig, previous in config.stash.get(SIGNALS, {}).items():
+        signal.signal(sig, previous)
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Let cleanup finish: Ctrl-C, SIGTERM and SIGHUP during the block are ignored (the run
+    is ending anyway, and an interrupted cleanup would leave processes and databases)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, *_STOP_SIGNALS)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _add_budgets_to_args(config: pytest.Config, settings: Settings) -> None:
@@ -232,6 +341,42 @@ def _add_budgets_to_args(config: pytest.Config, settings: Settings) -> None:
         if settings.budgets == base or base in settings.budgets.parents:
             return
     config.args.append(str(settings.budgets))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """``pytest --perfgate`` with no paths runs the gate: the budgets file's items and tests
+    that use perfgate, in the order they are written (whatever reordered them)."""
+    settings = config.stash.get(SETTINGS, None)
+    if settings is None or not settings.enabled:
+        return
+    positions = [i for i, item in enumerate(items) if isinstance(item, GateItem)]
+    ordered = sorted((items[i] for i in positions), key=lambda item: item.reportinfo()[1] or 0)
+    for i, item in zip(positions, ordered, strict=True):
+        items[i] = item
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return  # the user named what to run
+    kept = [item for item in items if _part_of_gate(item)]
+    deselected = [item for item in items if not _part_of_gate(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+        config.stash[NOTES].append(
+            f"ran the performance gate only: {len(deselected)} other test(s) deselected "
+            "(name paths, e.g. `pytest --perfgate tests budgets.yaml`, to run them too)"
+        )
+
+
+def _part_of_gate(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    return (
+        isinstance(item, GateItem)
+        or item.get_closest_marker("perfgate") is not None
+        or "perfgate" in fixtures
+        or "perfgate_dsn" in fixtures
+    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -277,19 +422,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     gate = config.stash.get(GATE, None)
     environment: dict[str, Any] = {}
-    if gate is not None:
-        environment = gate.environment()
-        try:
-            gate.close()
-        except PerfgateError as exc:
-            config.stash[NOTES].append(str(exc))
     interleaved = config.stash.get(INTERLEAVE, None)
-    if interleaved is not None:
-        try:
-            interleaved.close()
-        except PerfgateError as exc:
-            config.stash[NOTES].append(f"interleaving: {exc}")
-        config.stash[NOTES].extend(interleaved.problems)
+    with _uninterrupted():
+        if gate is not None:
+            environment = gate.environment()
+            config.stash[NOTES].extend(gate.notes())
+            try:
+                gate.close()
+            except PerfgateError as exc:
+                config.stash[NOTES].append(str(exc))
+        if interleaved is not None:
+            try:
+                interleaved.close()
+            except PerfgateError as exc:
+                config.stash[NOTES].append(f"interleaving: {exc}")
+            config.stash[NOTES].extend(interleaved.problems)
     results = config.stash[RESULTS]
     if hasattr(config, "workerinput"):
         # xdist worker: hand plain JSON to the controller, which writes the one report.

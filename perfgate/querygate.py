@@ -75,7 +75,14 @@ def gate_query(
     )
     failures: list[str] = []
     if query.budget.no_seq_scan:
-        failures += [f"no_seq_scan: {_describe_scan(n)}" for n in seq_scans(m.plan)]
+        # A Seq Scan is the right plan for a table of a few pages: only larger ones fail.
+        small = defaults.seq_scan_min_pages
+        failures += [
+            f"no_seq_scan: {_describe_scan(n)}; the table has "
+            f"{m.relation_pages.get(n.relation or '', 0):,} pages (seq_scan_min_pages: {small})"
+            for n in seq_scans(m.plan)
+            if m.relation_pages.get(n.relation or "", small) >= small
+        ]
     if query.budget.forbid:
         failures += [f"forbid: {hit}" for hit in match_forbidden(m.plan, query.budget.forbid)]
     if query.require_index:

@@ -132,8 +132,25 @@ def test_no_seq_scan_names_the_node_relation_rows_and_buffers() -> None:
     assert result.status == FAILED
     assert result.details["failures"] == [
         "no_seq_scan: Seq Scan on guests (node 0.0.0) returned 100 rows "
-        "(99,900 more removed by Filter (wedding_id = 42)), 936 buffers"
+        "(99,900 more removed by Filter (wedding_id = 42)), 936 buffers; "
+        "the table has 935 pages (seq_scan_min_pages: 8)"
     ]
+
+
+def test_no_seq_scan_allows_a_table_smaller_than_seq_scan_min_pages() -> None:
+    measured = _stored("seq_scan_filter")  # guests: 935 pages
+    budget = QueryBudget(no_seq_scan=True)
+    assert (
+        gate_query(_q(budget), measured, Defaults(seq_scan_min_pages=936), source=None).status
+        == PASSED
+    )
+    assert (
+        gate_query(_q(budget), measured, Defaults(seq_scan_min_pages=935), source=None).status
+        == FAILED
+    )
+    assert gate_query(_q(budget), measured, Defaults(seq_scan_min_pages=0), source=None).status == (
+        FAILED
+    )
 
 
 def test_forbid_patterns() -> None:

@@ -135,6 +135,13 @@ def _problem_lines(report: GateReport, width: int) -> list[str]:
         for c in r.comparisons:
             if c.outcome == REGRESSION:
                 lines += _problem("REGRESSION", f"{r.name} {c.metric}", c.reason, width)
+        if label != ERROR_VERDICT:
+            for seen in r.details.get("error_summary", ()):
+                lines += _problem("ERRORS", r.name, str(seen), width)
+            for finding in r.details.get("findings", ()):
+                if isinstance(finding, dict) and finding.get("severity") == "warning":
+                    text = f"{finding.get('rule')}: {finding.get('message')}"
+                    lines += _problem("PLAN", r.name, text, width)
     return lines
 
 

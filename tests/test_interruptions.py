@@ -1,0 +1,171 @@
+"""Stopping a run from outside (Ctrl-C, SIGTERM, SIGHUP) leaves no process, database or data
+directory behind; a target that cannot start is tried once, and says why at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+TINYAPP = (Path(__file__).parent / "apps" / "tinyapp.py").read_text()
+INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _scratch_databases(dsn: str) -> set[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'perfgate_%'")
+    finally:
+        await conn.close()
+    return {r["datname"] for r in rows}
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(cmdline)
+    return found
+
+
+def _budgets(database: str, pidfile: Path) -> str:
+    return f"""
+version: 1
+target:
+  command: "{sys.executable} -m uvicorn tinyapp:app --port {{port}} --log-level warning"
+  env: {{TINYAPP_PIDFILE: "{pidfile}"}}
+database: {{{database}setup: [schema.sql]}}
+defaults: {{requests: 100000, concurrency: 1, warmup: 0}}
+endpoints:
+  slow: GET /slow
+"""
+
+
+def _run_and_stop(path: Path, signum: int, tmpdir: Path, pidfile: Path) -> int:
+    """Start the gate, wait until its target runs, send ``signum``; the exit code."""
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTEST_ADDOPTS": "-p no:randomly"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--perfgate", "-p", "no:cacheprovider"],
+        cwd=path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pidfile.exists(), "the target never started"
+        time.sleep(0.5)  # measuring now
+        process.send_signal(signum)
+        return process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_run_leaves_nothing_on_the_server(
+    pytester: pytest.Pytester, pg_server_dsn: str, signum: int
+) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(tinyapp=TINYAPP)
+    (pytester.path / "schema.sql").write_text("CREATE TABLE t (id int);")
+    pidfile = pytester.path / "target.pid"
+    pytester.makefile(".yaml", budgets=_budgets(f'dsn: "{pg_server_dsn}", ', pidfile))
+    before = asyncio.run(_scratch_databases(pg_server_dsn))
+    tmpdir = pytester.mkdir("tmp")
+    code = _run_and_stop(pytester.path, signum, tmpdir, pidfile)
+    assert code == pytest.ExitCode.INTERRUPTED
+    assert not _alive(int(pidfile.read_text())), "the target outlived the run"
+    assert asyncio.run(_scratch_databases(pg_server_dsn)) == before
+
+
+def test_a_stopped_run_leaves_no_embedded_server(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(tinyapp=TINYAPP)
+    (pytester.path / "schema.sql").write_text("CREATE TABLE t (id int);")
+    pidfile = pytester.path / "target.pid"
+    pytester.makefile(".yaml", budgets=_budgets("", pidfile))
+    tmpdir = pytester.mkdir("tmp")
+    code = _run_and_stop(pytester.path, signal.SIGTERM, tmpdir, pidfile)
+    assert code == pytest.ExitCode.INTERRUPTED
+    assert not _alive(int(pidfile.read_text()))
+    assert [p.name for p in tmpdir.iterdir() if p.name.startswith("perfgate-pg-")] == []
+    assert _processes_mentioning(str(tmpdir)) == []
+
+
+def test_a_ready_path_that_answers_404_fails_at_once_and_only_once(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(tinyapp=TINYAPP)
+    starts = pytester.path / "starts.txt"
+    # Records each start, then serves tinyapp, which answers 404 at /nowhere.
+    (pytester.path / "serve.py").write_text(
+        f"import sys, uvicorn\nopen({str(starts)!r}, 'a').write('x')\n"
+        "uvicorn.run('tinyapp:app', port=int(sys.argv[1]), log_level='warning')\n"
+    )
+    pytester.makefile(
+        ".yaml",
+        budgets=f"""
+        version: 1
+        target:
+          command: "{sys.executable} serve.py {{port}}"
+          ready: /nowhere
+          ready_timeout: 30s
+        endpoints:
+          a: GET /fast
+          b: GET /fast
+          c: GET /fast
+        """,
+    )
+    started = time.monotonic()
+    result = pytester.runpytest("--perfgate")
+    assert time.monotonic() - started < 15  # not 3 x 30 s of waiting
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(
+        ["*GET /nowhere answered HTTP 404: the server is up, but nothing answers 2xx*"]
+    )
+    assert starts.read_text() == "x"
+
+
+def test_error_responses_are_summarised_with_what_the_server_said(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(tinyapp=TINYAPP)
+    pytester.makefile(
+        ".yaml",
+        budgets="""
+        version: 1
+        target: {app: "tinyapp:app"}
+        defaults: {requests: 20, concurrency: 2, warmup: 0}
+        endpoints:
+          broken: GET /broken
+        """,
+    )
+    result = pytester.runpytest("--perfgate", "--perfgate-json=out.json")
+    result.assert_outcomes(passed=1)  # no error_rate budget: reported, not failed
+    result.stdout.fnmatch_lines(['ERRORS     broken: HTTP 503 ×20: {"error": "down"}'])
