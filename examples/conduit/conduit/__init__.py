@@ -1,0 +1,1 @@
+"""Conduit: a Medium-like blogging API (the RealWorld spec), on FastAPI and SQLAlchemy 2."""
