@@ -1,7 +1,7 @@
 """How repeatable is a query gate? ``python benchmarks/query_spread.py``.
 
 Creates a scratch database on PERFGATE_DSN (default: the local server at 127.0.0.1:5432;
-``--embedded`` starts the pgserver one instead), loads a guests table (300,000 rows by default,
+``--embedded`` starts the embedded one instead), loads a guests table (300,000 rows by default,
 indexed on wedding_id), then gates a few queries ``--repeat`` times each, interleaved so drift
 hits every query alike. Each gating is perfgate's protocol: one warm-up, ``--runs`` EXPLAIN
 ANALYZE runs, the median execution time.
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--repeat", type=int, default=10, help="gatings per query")
     parser.add_argument("--runs", type=int, default=15, help="EXPLAIN ANALYZE runs per gating")
-    parser.add_argument("--embedded", action="store_true", help="use the pgserver PostgreSQL")
+    parser.add_argument("--embedded", action="store_true", help="use the embedded PostgreSQL")
     args = parser.parse_args()
     server = open_server(None if args.embedded else os.environ.get("PERFGATE_DSN") or LOCAL)
     try:
