@@ -99,21 +99,21 @@ def read_request(
     }
 
 
-def read_login(src: Source, value: Any, path: Path_) -> Login | None:
-    """target.login: the request that logs in once per target, before any endpoint."""
+def _requesting(src: Source, value: Any, path: Path_, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The mapping of something that sends a request; a string is just its request line."""
     if isinstance(value, str):
         value = {"request": value}
-    raw = src.mapping(value, path, LOGIN_KEYS, required=("request",))
-    parts = read_request(src, raw, path, PER_REQUEST)
-    if parts is None:
-        return None
-    return Login(**parts, line=src.lines.get(path))
+    return src.mapping(value, path, keys, required=("request",))
+
+
+def read_login(src: Source, value: Any, path: Path_) -> Login | None:
+    """target.login: the request that logs in once per target, before any endpoint."""
+    parts = read_request(src, _requesting(src, value, path, LOGIN_KEYS), path, PER_REQUEST)
+    return Login(**parts, line=src.lines.get(path)) if parts is not None else None
 
 
 def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> Endpoint | None:
-    if isinstance(value, str):
-        value = {"request": value}
-    raw = src.mapping(value, path, ENDPOINT_KEYS, required=("request",))
+    raw = _requesting(src, value, path, ENDPOINT_KEYS)
     parts = read_request(src, raw, path, REQUEST)
     if parts is None:
         return None

@@ -11,41 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import asyncpg
 import pytest
+from leftovers import alive, processes_mentioning, scratch_databases
 
 TINYAPP = (Path(__file__).parent / "apps" / "tinyapp.py").read_text()
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def _scratch_databases(dsn: str) -> set[str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'perfgate_%'")
-    finally:
-        await conn.close()
-    return {r["datname"] for r in rows}
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if text in cmdline:
-                found.append(cmdline)
-    return found
 
 
 def _budgets(database: str, pidfile: Path) -> str:
@@ -94,12 +64,12 @@ def test_a_stopped_run_leaves_nothing_on_the_server(
     (pytester.path / "schema.sql").write_text("CREATE TABLE t (id int);")
     pidfile = pytester.path / "target.pid"
     pytester.makefile(".yaml", budgets=_budgets(f'dsn: "{pg_server_dsn}", ', pidfile))
-    before = asyncio.run(_scratch_databases(pg_server_dsn))
+    before = asyncio.run(scratch_databases(pg_server_dsn))
     tmpdir = pytester.mkdir("tmp")
     code = _run_and_stop(pytester.path, signum, tmpdir, pidfile)
     assert code == pytest.ExitCode.INTERRUPTED
-    assert not _alive(int(pidfile.read_text())), "the target outlived the run"
-    assert asyncio.run(_scratch_databases(pg_server_dsn)) == before
+    assert not alive(int(pidfile.read_text())), "the target outlived the run"
+    assert asyncio.run(scratch_databases(pg_server_dsn)) == before
 
 
 def test_a_stopped_run_leaves_no_embedded_server(pytester: pytest.Pytester) -> None:
@@ -111,9 +81,9 @@ def test_a_stopped_run_leaves_no_embedded_server(pytester: pytest.Pytester) -> N
     tmpdir = pytester.mkdir("tmp")
     code = _run_and_stop(pytester.path, signal.SIGTERM, tmpdir, pidfile)
     assert code == pytest.ExitCode.INTERRUPTED
-    assert not _alive(int(pidfile.read_text()))
+    assert not alive(int(pidfile.read_text()))
     assert [p.name for p in tmpdir.iterdir() if p.name.startswith("perfgate-pg-")] == []
-    assert _processes_mentioning(str(tmpdir)) == []
+    assert processes_mentioning(str(tmpdir)) == []
 
 
 def test_a_ready_path_that_answers_404_fails_at_once_and_only_once(

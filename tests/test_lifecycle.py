@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from leftovers import alive, scratch_databases
 
 TINYAPP = (Path(__file__).parent / "apps" / "tinyapp.py").read_text()
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def _scratch_databases(dsn: str) -> set[str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'perfgate_%'")
-    finally:
-        await conn.close()
-    return {r["datname"] for r in rows}
 
 
 def test_command_target_is_started_on_a_free_port_and_stopped(pytester: pytest.Pytester) -> None:
@@ -53,7 +36,7 @@ def test_command_target_is_started_on_a_free_port_and_stopped(pytester: pytest.P
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*error_rate 100.0%*> limit 0.0%*", "*HTTP 503*"])
     pid = int(pidfile.read_text())
-    assert not _alive(pid), "the target process outlived the run"
+    assert not alive(pid), "the target process outlived the run"
 
 
 def test_a_target_that_dies_is_reported_with_its_output(pytester: pytest.Pytester) -> None:
@@ -131,10 +114,10 @@ def test_the_scratch_database_is_dropped(pytester: pytest.Pytester, pg_server_ds
           one: {{sql: "SELECT v FROM t WHERE id = $1", params: [7]}}
         """,
     )
-    before = asyncio.run(_scratch_databases(pg_server_dsn))
+    before = asyncio.run(scratch_databases(pg_server_dsn))
     result = pytester.runpytest("--perfgate")
     result.assert_outcomes(passed=1)
-    assert asyncio.run(_scratch_databases(pg_server_dsn)) == before
+    assert asyncio.run(scratch_databases(pg_server_dsn)) == before
 
 
 def test_a_server_that_refuses_create_database_gets_a_clear_message(

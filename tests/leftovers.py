@@ -1,0 +1,41 @@
+"""What a run may leave behind, looked for: processes, scratch databases."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import asyncpg
+
+
+def alive(pid: int) -> bool:
+    """Whether the process still runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def scratch_databases(dsn: str) -> set[str]:
+    """The perfgate_* databases on the server."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'perfgate_%'")
+    finally:
+        await conn.close()
+    return {r["datname"] for r in rows}
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """The command lines of running processes that contain ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(cmdline)
+    return found
