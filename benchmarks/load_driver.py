@@ -42,10 +42,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from perfgate.loop import new_event_loop
 from perfgate.probes.http import RequestSpec, drive
 from perfgate.probes.transport import KeepAliveTransport, make_client
-from perfgate.target import CommandTarget
+from perfgate.system.loop import new_event_loop
+from perfgate.system.target import CommandTarget
 
 CONCURRENCY = 10
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"

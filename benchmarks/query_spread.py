@@ -30,11 +30,11 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from perfgate.config import Query
-from perfgate.database import ScratchDatabase, open_server
+from perfgate.budgets.model import Query
 from perfgate.plan import shape_fingerprint
 from perfgate.probes.postgres import QueryMeasurement, measure_query
 from perfgate.stats import coefficient_of_variation
+from perfgate.system.database import ScratchDatabase, open_server
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

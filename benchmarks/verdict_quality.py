@@ -44,14 +44,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from perfgate.compare import compare_results, needs_more, overall, per_look, pool
-from perfgate.config import RegressionPolicy
-from perfgate.metrics import endpoint_metrics
+from perfgate.budgets.model import RegressionPolicy
 from perfgate.probes.http import RequestSpec, drive
 from perfgate.probes.transport import make_client
-from perfgate.result import INCONCLUSIVE, REGRESSION, Result, bounded
 from perfgate.stats import coefficient_of_variation, quantile
-from perfgate.target import CommandTarget
+from perfgate.system.target import CommandTarget
+from perfgate.verdict.compare import compare_results, needs_more, overall, per_look, pool
+from perfgate.verdict.endpoint import endpoint_metrics
+from perfgate.verdict.model import INCONCLUSIVE, REGRESSION, Result, bounded
 
 BASE_MS = 2.0
 JITTER_SIGMA = 0.25
@@ -187,7 +187,7 @@ def interleaved(
 ) -> tuple[list[Result], list[Result]]:
     """``--rounds`` rounds of baseline and current measured in ``--interleave`` alternating blocks.
 
-    What ``--perfgate-interleave`` does in the gate (perfgate/interleave.py), with two copies of
+    What ``--perfgate-interleave`` does in the gate (perfgate/baseline/interleave.py), with two copies of
     the app standing in for two commits: machine drift hits both sides alike.
     """
     block = max(args.requests // args.interleave, 10)
@@ -229,7 +229,7 @@ def interleaved_verdict(
     bases: Sequence[Result], runs: Sequence[Result], policy: RegressionPolicy
 ) -> tuple[str, int]:
     """perfgate's verdict for interleaved rounds: both sides pooled round by round, each look at
-    alpha / max_rounds, as ``perfgate.interleave.Interleaved.judge`` does."""
+    alpha / max_rounds, as ``perfgate.baseline.interleave.Interleaved.judge`` does."""
     looks = per_look(policy)
     base, current = bases[0], runs[0]
     rounds = 1

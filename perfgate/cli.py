@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from perfgate import __version__
-from perfgate.annotate import render_annotations
 from perfgate.budgets import load_config
-from perfgate.exceptions import ConfigError, PerfgateError
-from perfgate.github import (
+from perfgate.ci.annotate import render_annotations
+from perfgate.ci.github import (
     DEFAULT_API_URL,
     GitHubClient,
     check_repo,
@@ -28,7 +27,7 @@ from perfgate.github import (
     safe_url,
     upsert_comment,
 )
-from perfgate.notify import (
+from perfgate.ci.notify import (
     EmailNotifier,
     Notifier,
     NotifyError,
@@ -37,8 +36,9 @@ from perfgate.notify import (
     build_alert,
     skip_reason,
 )
+from perfgate.exceptions import ConfigError, PerfgateError
 from perfgate.report import append_step_summary, read_json, render_markdown
-from perfgate.result import GateReport, without_nan
+from perfgate.verdict.model import GateReport, without_nan
 
 MAX_RESULTS_BYTES = 128 * 1024 * 1024  # a results file from a PR artifact is untrusted input
 FORMATS = ("markdown", "github", "json")

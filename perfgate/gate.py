@@ -20,20 +20,20 @@ import asyncpg
 import httpx
 
 from perfgate import __version__
-from perfgate.config import Config, Endpoint, Login, Query
-from perfgate.database import PostgresServer, ScratchDatabase, dsn_values, open_server
+from perfgate.budgets.model import Config, Endpoint, Login, Query
+from perfgate.budgets.placeholders import DSN, fill, names
 from perfgate.exceptions import DatabaseError, PerfgateError, QueryError, TargetError
-from perfgate.login import LoginAnswer, log_in
-from perfgate.loop import LoopThread
-from perfgate.metrics import endpoint_checks, endpoint_metrics, error_summary
-from perfgate.placeholders import DSN, fill, names
 from perfgate.probes.http import RequestSpec, RequestValues, drive, wait_ready
 from perfgate.probes.postgres import measure_query
 from perfgate.probes.transport import make_client
-from perfgate.querygate import gate_query, query_error_result
 from perfgate.redact import redact_text, secret_values
-from perfgate.result import ERROR, Result, bounded, decide
-from perfgate.target import CommandTarget, asgi_lifespan, load_app
+from perfgate.system.database import PostgresServer, ScratchDatabase, dsn_values, open_server
+from perfgate.system.login import LoginAnswer, log_in
+from perfgate.system.loop import LoopThread
+from perfgate.system.target import CommandTarget, asgi_lifespan, load_app
+from perfgate.verdict.endpoint import endpoint_checks, endpoint_metrics, error_summary
+from perfgate.verdict.model import ERROR, Result, bounded, decide
+from perfgate.verdict.query import gate_query, query_error_result
 
 APP_BASE_URL = "http://perfgate.asgi"
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from perfgate.database import PostgresServer, ScratchDatabase, open_server
+from perfgate.system.database import PostgresServer, ScratchDatabase, open_server
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from perfgate.baseline import (
     record_path,
 )
 from perfgate.exceptions import BaselineError
-from perfgate.result import PASSED, GateReport, Metric, Result
+from perfgate.verdict.model import PASSED, GateReport, Metric, Result
 
 REF = "refs/heads/perfgate-baselines"
 

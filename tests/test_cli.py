@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from perfgate import cli
-from perfgate.annotate import Annotation, escape_data, escape_property, parse_source
+from perfgate.ci.annotate import Annotation, escape_data, escape_property, parse_source
 from perfgate.cli import main
 from perfgate.report import read_json, render_markdown, write_json
-from perfgate.result import (
+from perfgate.verdict.model import (
     ERROR,
     FAILED,
     INCONCLUSIVE,

@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from perfgate.compare import (
+from perfgate.budgets.model import RegressionPolicy
+from perfgate.plan import access_paths, coarse_fingerprint, parse_plan, shape_fingerprint
+from perfgate.verdict.compare import (
     compare_results,
     environment_differences,
     needs_more,
@@ -16,9 +18,7 @@ from perfgate.compare import (
     path_changes,
     pool,
 )
-from perfgate.config import RegressionPolicy
-from perfgate.plan import access_paths, coarse_fingerprint, parse_plan, shape_fingerprint
-from perfgate.result import (
+from perfgate.verdict.model import (
     IMPROVEMENT,
     INCONCLUSIVE,
     REGRESSION,

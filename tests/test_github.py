@@ -21,8 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from gitrepo import git, init_repo, webapp_source
 
-from perfgate.cli import main
-from perfgate.github import (
+from perfgate.ci.github import (
     BODY_LIMIT,
     MARKER,
     GitHubClient,
@@ -32,8 +31,9 @@ from perfgate.github import (
     marker,
     run_url,
 )
+from perfgate.cli import main
 from perfgate.report import write_json
-from perfgate.result import (
+from perfgate.verdict.model import (
     FAILED,
     PASSED,
     REGRESSION,

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from perfgate.ci.notify import Alert, slack_escape, slack_payload
 from perfgate.cli import main
-from perfgate.notify import Alert, slack_escape, slack_payload
 from perfgate.report import write_json
-from perfgate.result import (
+from perfgate.verdict.model import (
     FAILED,
     PASSED,
     REGRESSION,

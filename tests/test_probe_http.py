@@ -20,7 +20,7 @@ import pytest_asyncio
 from perfgate.exceptions import TargetError
 from perfgate.probes.http import RequestSpec, drive, wait_ready
 from perfgate.probes.transport import DriverClient, KeepAliveTransport, make_client
-from perfgate.target import free_port
+from perfgate.system.target import free_port
 
 
 @dataclass

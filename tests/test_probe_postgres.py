@@ -9,7 +9,7 @@ import time
 import asyncpg
 import pytest
 
-from perfgate.config import Query
+from perfgate.budgets.model import Query
 from perfgate.exceptions import QueryError
 from perfgate.plan import shape_fingerprint
 from perfgate.probes.postgres import measure_query, pin_session, planner_settings

@@ -9,12 +9,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from perfgate.config import PLAN_RULES, Defaults, Query, QueryBudget
+from perfgate.budgets.model import PLAN_RULES, Defaults, Query, QueryBudget
 from perfgate.exceptions import QueryError
 from perfgate.plan import Plan, parse_plan
 from perfgate.probes.postgres import QueryMeasurement, measure_query
-from perfgate.querygate import gate_query, query_error_result, query_metrics
-from perfgate.result import ERROR, FAILED, PASSED, Result
+from perfgate.verdict.model import ERROR, FAILED, PASSED, Result
+from perfgate.verdict.query import gate_query, query_error_result, query_metrics
 
 PLANS = Path(__file__).parent / "plans"
 TABLE = "qgate_guests"

@@ -27,7 +27,7 @@ from perfgate.report import (
     write_markdown,
 )
 from perfgate.report.markdown import fence, md
-from perfgate.result import (
+from perfgate.verdict.model import (
     ERROR,
     FAILED,
     IMPROVEMENT,

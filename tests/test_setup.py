@@ -13,9 +13,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from perfgate.config import SqlFile
-from perfgate.database import PostgresServer, ScratchDatabase, with_database
+from perfgate.budgets.model import SqlFile
 from perfgate.exceptions import DatabaseError
+from perfgate.system.database import PostgresServer, ScratchDatabase, with_database
 
 SOURCE = """
 CREATE TABLE weddings (id int PRIMARY KEY, couple text NOT NULL);

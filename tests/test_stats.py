@@ -17,7 +17,6 @@ from perfgate.stats import (
     Interval,
     MannWhitney,
     QuantileStat,
-    _resampled_quantiles,
     bootstrap_ratio,
     coefficient_of_variation,
     gamma_ppf,
@@ -33,6 +32,7 @@ from perfgate.stats import (
     student_t_cdf,
     student_t_ppf,
 )
+from perfgate.stats.estimates import _resampled_quantiles
 
 # --- values -----------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import pytest
 from perfgate.exceptions import TargetError
 from perfgate.probes.http import RequestSpec, drive
 from perfgate.probes.transport import make_client
-from perfgate.target import (
+from perfgate.system.target import (
     CommandTarget,
     asgi_lifespan,
     load_app,

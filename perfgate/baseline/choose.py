@@ -36,7 +36,7 @@ from perfgate.baseline.gitcmd import (
 from perfgate.baseline.record import BaselineRecord
 from perfgate.baseline.store import BaselineStore
 from perfgate.exceptions import BaselineError
-from perfgate.result import RESULT_SCHEMA, BaselineInfo, GateReport
+from perfgate.verdict.model import RESULT_SCHEMA, BaselineInfo, GateReport
 
 
 def find_baseline(

@@ -11,7 +11,7 @@ from typing import Any
 
 from perfgate import __version__
 from perfgate.exceptions import BaselineError
-from perfgate.result import GateReport, Result, without_nan
+from perfgate.verdict.model import GateReport, Result, without_nan
 
 BASELINE_SCHEMA = 1
 

@@ -17,17 +17,47 @@ from typing import Any
 import httpx
 
 from perfgate.exceptions import TargetError
-from perfgate.measurement import EndpointRun, RequestSample
 from perfgate.probes.servertiming import server_time_ms
 from perfgate.probes.transport import DriverClient, KeepAliveTransport, Prepared
 from perfgate.probes.wire import RawResponse, header_value, parse_headers
 
-__all__ = ["RequestSpec", "RequestValues", "drive", "ready_verdict", "wait_ready"]
+__all__ = [
+    "EndpointRun",
+    "RequestSample",
+    "RequestSpec",
+    "RequestValues",
+    "drive",
+    "ready_verdict",
+    "wait_ready",
+]
 
 # Statuses that mean the server is up but the ready path will never answer 2xx: stop waiting.
 _WRONG_READY = frozenset({400, 401, 403, 404, 405, 410})
 
 _DETAIL_BYTES = 300  # of an error response's body, kept to show what the server said
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSample:
+    """One timed HTTP request; an error is recorded here, never raised."""
+
+    latency_ns: int
+    status: int | None  # None when no response arrived (transport error, timeout)
+    nbytes: int  # response body size in bytes
+    cache: str | None  # "HIT" / "MISS" from x-cache, None when absent
+    server_ms: float | None  # Server-Timing total (or sum of durs) / x-response-time
+    error: str | None  # why the request counts as an error, None when it succeeded
+    detail: str | None = None  # for an error response: the start of its body
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRun:
+    """The timed part of one endpoint probe (warm-up requests are not included)."""
+
+    samples: tuple[RequestSample, ...]
+    wall_ns: int  # from the first timed request sent to the last one answered
+    concurrency: int
+    warmup: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from perfgate.config import Query
+from perfgate.budgets.model import Query
 from perfgate.exceptions import PlanError, QueryError
 from perfgate.plan import Plan, parse_plan
 from perfgate.probes.sqlparams import check_count, coerce_params, literal

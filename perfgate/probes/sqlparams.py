@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from perfgate.config import Query
+from perfgate.budgets.model import Query
 from perfgate.exceptions import QueryError
 
 _INTS = frozenset({"int2", "int4", "int8", "oid", "smallint", "integer", "bigint"})

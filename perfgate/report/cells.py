@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from perfgate.result import (
+from perfgate.verdict.model import (
     ERROR,
     FAILED,
     IMPROVEMENT,

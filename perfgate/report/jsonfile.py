@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from perfgate.exceptions import PerfgateError
-from perfgate.result import GateReport, without_nan
+from perfgate.verdict.model import GateReport, without_nan
 
 
 def write_json(report: GateReport, path: Path) -> None:

@@ -36,7 +36,7 @@ from perfgate.report.cells import (
     threshold_text,
     verdict,
 )
-from perfgate.result import (
+from perfgate.verdict.model import (
     FAILED,
     IMPROVEMENT,
     INCONCLUSIVE,

@@ -18,7 +18,7 @@ from perfgate.report.cells import (
     short_sha,
     verdict,
 )
-from perfgate.result import REGRESSION, BaselineInfo, Check, GateReport, Result
+from perfgate.verdict.model import REGRESSION, BaselineInfo, Check, GateReport, Result
 
 # (metric, with interval): what each kind's table shows, in column order.
 ENDPOINT_COLUMNS = (("p50_ms", False), ("p95_ms", True), ("p99_ms", True), ("error_rate", False))

@@ -1,4 +1,4 @@
-"""The validated budgets file as frozen values (``budgets.py`` reads the YAML into these)."""
+"""The validated budgets file as frozen values (``reader.py`` reads the YAML into these)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,9 @@ from types import TracebackType
 from typing import Any
 
 from perfgate.exceptions import TargetError
-from perfgate.launch import (
+from perfgate.probes.http import ready_verdict
+from perfgate.probes.transport import ASGIApp
+from perfgate.system.launch import (
     OutputTail,
     process_group_alive,
     program_environment,
@@ -26,8 +28,6 @@ from perfgate.launch import (
     start,
     stop_group,
 )
-from perfgate.probes.http import ready_verdict
-from perfgate.probes.transport import ASGIApp
 
 __all__ = [
     "CommandTarget",

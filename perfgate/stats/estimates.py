@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from perfgate.distributions import (
+from perfgate.stats.distributions import (
     gamma_ppf,
     normal_cdf,
     normal_ppf,

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from perfgate.config import Defaults, Query
+from perfgate.budgets.model import Defaults, Query
 from perfgate.plan import (
     Finding,
     Plan,
@@ -22,8 +22,8 @@ from perfgate.plan import (
     suggest_index_columns,
 )
 from perfgate.probes.postgres import QueryMeasurement
-from perfgate.result import ERROR, Check, Metric, Result, bounded, check_limit, decide
 from perfgate.stats import quantile_estimate
+from perfgate.verdict.model import ERROR, Check, Metric, Result, bounded, check_limit, decide
 
 # Which metric a budget key is held against.
 BUDGET_METRIC: Mapping[str, str] = {

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from perfgate import placeholders
+from perfgate.budgets import placeholders
 from perfgate.exceptions import ConfigError
 
 T = TypeVar("T")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from perfgate.config import REGRESSION_METRICS, RegressionPolicy
-from perfgate.units import parse_duration_ms, parse_ratio, parse_size_bytes
-from perfgate.yamlsource import Path_, Source, describe
+from perfgate.budgets.model import REGRESSION_METRICS, RegressionPolicy
+from perfgate.budgets.units import parse_duration_ms, parse_ratio, parse_size_bytes
+from perfgate.budgets.yamlsource import Path_, Source, describe
 
 REGRESSION_KEYS = ("metric", "threshold", "confidence", "max_rounds", "fail_on_inconclusive")
 

@@ -17,7 +17,10 @@ from typing import Any
 from perfgate.baseline import BaselineRecord, BaselineStore, GitRefStore, find_baseline, head_commit
 from perfgate.baseline import open_store as _open_store
 from perfgate.baseline.gitcmd import has_remote, open_repo, resolve
-from perfgate.compare import (
+from perfgate.budgets.model import RegressionPolicy
+from perfgate.exceptions import BaselineError, PlanError
+from perfgate.plan import Plan, diff_plans
+from perfgate.verdict.compare import (
     compare_results,
     environment_differences,
     needs_more,
@@ -25,10 +28,7 @@ from perfgate.compare import (
     per_look,
     pool,
 )
-from perfgate.config import RegressionPolicy
-from perfgate.exceptions import BaselineError, PlanError
-from perfgate.plan import Plan, diff_plans
-from perfgate.result import ERROR, FAILED, REGRESSION, BaselineInfo, GateReport, Result
+from perfgate.verdict.model import ERROR, FAILED, REGRESSION, BaselineInfo, GateReport, Result
 
 
 @dataclass(slots=True)

@@ -3,10 +3,10 @@
 Pure functions, no I/O. ``compare_results`` gives one ``Comparison`` per compared metric:
 
 * the timing metric named by the policy (``p95_ms`` for an endpoint, ``execution_ms`` for a
-  query), judged by the rule in ``perfgate.compare.timing`` (relative change with a bootstrap
+  query), judged by the rule in ``perfgate.verdict.timing`` (relative change with a bootstrap
   interval, a rank test, a threshold, three outcomes plus inconclusive);
 * deterministic metrics (``max_bytes``, ``error_rate``, ``query_count``; ``buffers``, ``rows``,
-  ``temp_blocks``) exactly or within a tolerance (``perfgate.compare.exact``);
+  ``temp_blocks``) exactly or within a tolerance (``perfgate.verdict.exact``);
 * for queries, the plan: a changed access path is a regression, a changed shape is reported.
 
 When the environment differs (``environment_differences``, or for a query a different server
@@ -23,23 +23,16 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from perfgate.compare.environment import ENVIRONMENT_KEYS, environment_differences
-from perfgate.compare.exact import (
+from perfgate.budgets.model import RegressionPolicy
+from perfgate.verdict.environment import ENVIRONMENT_KEYS, environment_differences
+from perfgate.verdict.exact import (
     DEFAULT_TOLERANCES,
     EXACT_METRICS,
     compare_exact,
     compare_plans,
     path_changes,
 )
-from perfgate.compare.pooling import pool, series
-from perfgate.compare.timing import (
-    ENVIRONMENT_REASON,
-    TimingStat,
-    compare_timing,
-    format_change,
-)
-from perfgate.config import RegressionPolicy
-from perfgate.result import (
+from perfgate.verdict.model import (
     ERROR,
     IMPROVEMENT,
     INCONCLUSIVE,
@@ -47,6 +40,13 @@ from perfgate.result import (
     UNCHANGED,
     Comparison,
     Result,
+)
+from perfgate.verdict.pooling import pool, series
+from perfgate.verdict.timing import (
+    ENVIRONMENT_REASON,
+    TimingStat,
+    compare_timing,
+    format_change,
 )
 
 __all__ = [

@@ -20,7 +20,7 @@ from perfgate import __version__
 from perfgate.exceptions import PerfgateError
 from perfgate.redact import redact_text
 from perfgate.report.cells import headline_parts
-from perfgate.result import FAILED, REGRESSION, GateReport
+from perfgate.verdict.model import FAILED, REGRESSION, GateReport
 
 WORST_LIMIT = 5
 LINE_WIDTH = 200

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from perfgate.config import Login
+from perfgate.budgets.model import Login
 from perfgate.exceptions import TargetError
 from perfgate.probes.http import RequestSpec, RequestValues
 

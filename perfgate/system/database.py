@@ -29,11 +29,11 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 
-from perfgate.config import SetupCommand, SetupStep, SqlFile
+from perfgate.budgets.model import SetupCommand, SetupStep, SqlFile
 from perfgate.exceptions import DatabaseError, PerfgateError
-from perfgate.launch import program_environment, run_to_completion, split_command
 from perfgate.redact import redact_dsn
-from perfgate.sqlscript import ScriptOutcome, run_script
+from perfgate.system.launch import program_environment, run_to_completion, split_command
+from perfgate.system.sqlscript import ScriptOutcome, run_script
 
 T = TypeVar("T")
 
@@ -74,7 +74,7 @@ def open_server(dsn: str | None) -> PostgresServer:
     """The server named by ``dsn``, or an embedded one when it is empty."""
     if dsn:
         return ExternalServer(dsn=dsn)
-    from perfgate.embedded import EmbeddedServer
+    from perfgate.system.embedded import EmbeddedServer
 
     return EmbeddedServer.start()
 

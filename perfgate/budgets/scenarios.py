@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from perfgate.config import (
+from perfgate.budgets.fields import read_limit, read_positive_ms, read_regression
+from perfgate.budgets.model import (
     ENDPOINT_BUDGET_KEYS,
     METHODS,
     QUERY_BUDGET_KEYS,
@@ -16,11 +17,10 @@ from perfgate.config import (
     Query,
     QueryBudget,
 )
+from perfgate.budgets.namedsql import NamedSqlError, named_parameters, read_named_query
+from perfgate.budgets.placeholders import PER_REQUEST, REQUEST
+from perfgate.budgets.yamlsource import InvalidConfig, Path_, Source, describe, environ
 from perfgate.exceptions import ConfigError
-from perfgate.fields import read_limit, read_positive_ms, read_regression
-from perfgate.namedsql import NamedSqlError, named_parameters, read_named_query
-from perfgate.placeholders import PER_REQUEST, REQUEST
-from perfgate.yamlsource import InvalidConfig, Path_, Source, describe, environ
 
 ENDPOINT_KEYS = (
     "request",

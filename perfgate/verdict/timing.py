@@ -2,7 +2,7 @@
 
 The decision rule, with r the ratio statistic(current) / statistic(baseline), [L, H] its
 interval at the policy's confidence c from a two-sample *block* bootstrap (blocks of 30
-consecutive requests, see ``perfgate.compare.blocks``), t the threshold, alpha = 1 - c, and the
+consecutive requests, see ``perfgate.stats.blocks``), t the threshold, alpha = 1 - c, and the
 rank test a one-sided Mann-Whitney test on the block medians:
 
 * **regression** when r > 1 + t (the change is larger than the threshold), L > 1 (it is
@@ -28,8 +28,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from perfgate.compare.blocks import block_bootstrap_ratio, block_mann_whitney
-from perfgate.result import (
+from perfgate.budgets.units import format_confidence, format_ms
+from perfgate.stats import (
+    mean_estimate,
+    quantile,
+    quantile_estimate,
+    quantile_order_statistics,
+)
+from perfgate.stats.blocks import block_bootstrap_ratio, block_mann_whitney
+from perfgate.verdict.model import (
     IMPROVEMENT,
     INCONCLUSIVE,
     REGRESSION,
@@ -37,13 +44,6 @@ from perfgate.result import (
     Comparison,
     Metric,
 )
-from perfgate.stats import (
-    mean_estimate,
-    quantile,
-    quantile_estimate,
-    quantile_order_statistics,
-)
-from perfgate.units import format_confidence, format_ms
 
 __all__ = ["ENVIRONMENT_REASON", "TimingStat", "compare_timing", "decide", "format_change"]
 

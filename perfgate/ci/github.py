@@ -21,7 +21,7 @@ from perfgate import __version__
 from perfgate.exceptions import PerfgateError
 from perfgate.redact import redact_text
 from perfgate.report import render_markdown
-from perfgate.result import GateReport
+from perfgate.verdict.model import GateReport
 
 DEFAULT_API_URL = "https://api.github.com"
 BODY_LIMIT = 65_536  # characters; GitHub answers 422 "body is too long" above it

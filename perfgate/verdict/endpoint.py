@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from perfgate.config import LOWER_LIMITS
-from perfgate.measurement import EndpointRun
-from perfgate.result import Check, Metric, check_limit
+from perfgate.budgets.model import LOWER_LIMITS
+from perfgate.budgets.units import format_confidence
+from perfgate.probes.http import EndpointRun
 from perfgate.stats import (
     mean_estimate,
     proportion_estimate,
@@ -16,7 +16,7 @@ from perfgate.stats import (
     quantile_order_statistics,
     rate_estimate,
 )
-from perfgate.units import format_confidence
+from perfgate.verdict.model import Check, Metric, check_limit
 
 QUANTILES = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0.99}
 NOTHING = Metric(math.nan, "ms")

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from perfgate.budgets.units import format_bytes, format_ms, format_ratio
 from perfgate.stats import Estimate
-from perfgate.units import format_bytes, format_ms, format_ratio
 
 RESULT_SCHEMA = 1
 MAX_SAMPLES = 5000  # per series; more is thinned evenly so a baseline file stays small

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perfgate.budgets import endpoint_from_mapping, query_from_mapping
-from perfgate.config import Endpoint, RegressionPolicy
+from perfgate.budgets.model import Endpoint, RegressionPolicy
 from perfgate.gate import Gate
-from perfgate.result import Result
+from perfgate.verdict.model import Result
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ stretch of consecutive requests, not random ones. An iid bootstrap treats those 
 draws and gives intervals too narrow to hold between runs (it cried wolf on 4-7 of 20 A/A pairs
 in benchmarks/verdict_quality.py). Resampling blocks of consecutive samples keeps each stretch
 whole, and ranking block medians rather than single requests gives the rank test the same
-honesty. (These are statistics; they would sit in ``stats.py``, which another engineer owns.)
+honesty.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from perfgate.result import (
+from perfgate.verdict.model import (
     IMPROVEMENT,
     REGRESSION,
     UNCHANGED,

@@ -12,7 +12,15 @@ import re
 from dataclasses import dataclass
 
 from perfgate.redact import redact_text
-from perfgate.result import ERROR, FAILED, INCONCLUSIVE, REGRESSION, WARNED, GateReport, Result
+from perfgate.verdict.model import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    REGRESSION,
+    WARNED,
+    GateReport,
+    Result,
+)
 
 ERROR_LEVEL, WARNING_LEVEL = "error", "warning"
 MESSAGE_LIMIT = 4000  # GitHub shows long annotations cut anyway; keep the log readable

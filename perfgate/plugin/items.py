@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from perfgate.config import Config, Endpoint, Query, RegressionPolicy
+from perfgate.baseline.interleave import Interleaved
+from perfgate.baseline.session import BaselineSession
+from perfgate.budgets.model import Config, Endpoint, Query, RegressionPolicy
 from perfgate.exceptions import PerfgateError
 from perfgate.gate import Gate
-from perfgate.interleave import Interleaved
-from perfgate.regression import BaselineSession
-from perfgate.result import ERROR, FAILED, WARNED, GateReport, Result
-from perfgate.settings import Settings
+from perfgate.plugin.options import Settings
+from perfgate.verdict.model import ERROR, FAILED, WARNED, GateReport, Result
 
 # Session state, all in config.stash (never module globals).
 SETTINGS = pytest.StashKey[Settings]()

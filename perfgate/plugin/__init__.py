@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from perfgate import __version__
+from perfgate.baseline.interleave import Interleaved
+from perfgate.baseline.session import BaselineSession, check_compare_target, commit_of
 from perfgate.budgets import load_config
 from perfgate.exceptions import ConfigError, PerfgateError
-from perfgate.fixture import PerfgateFixture
 from perfgate.gate import Gate, now_iso
-from perfgate.interleave import Interleaved
-from perfgate.items import (
+from perfgate.plugin.fixture import PerfgateFixture
+from perfgate.plugin.items import (
     BASELINE,
     CONFIG,
     GATE,
@@ -38,7 +39,7 @@ from perfgate.items import (
     judge,
     record,
 )
-from perfgate.regression import BaselineSession, check_compare_target, commit_of
+from perfgate.plugin.options import Settings
 from perfgate.report import (
     append_step_summary,
     render_markdown,
@@ -46,8 +47,7 @@ from perfgate.report import (
     write_json,
     write_markdown,
 )
-from perfgate.result import GateReport, Result
-from perfgate.settings import Settings
+from perfgate.verdict.model import GateReport, Result
 
 HOW_TO_RUN = "perfgate measurements run only with --perfgate (e.g. `pytest --perfgate`)"
 ADJUSTED = pytest.StashKey[list[str]]()  # options from addopts that --perfgate switched off

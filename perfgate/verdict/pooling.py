@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import replace
 
-from perfgate.result import Metric, Result, bounded
 from perfgate.stats import mean_estimate, proportion_estimate, quantile_estimate
+from perfgate.verdict.model import Metric, Result, bounded
 
 __all__ = ["pool", "series"]
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from perfgate.config import (
+from perfgate.budgets.fields import read_confidence, read_positive_ms, read_regression
+from perfgate.budgets.model import (
     PLAN_RULES,
     RULE_LEVELS,
     SCHEMA_VERSION,
@@ -24,18 +25,17 @@ from perfgate.config import (
     SqlFile,
     Target,
 )
-from perfgate.exceptions import ConfigError
-from perfgate.fields import read_confidence, read_positive_ms, read_regression
-from perfgate.launch import split_command
-from perfgate.placeholders import DSN, REQUEST, TARGET
-from perfgate.scenarios import (
+from perfgate.budgets.placeholders import DSN, REQUEST, TARGET
+from perfgate.budgets.scenarios import (
     endpoint_from_mapping,
     query_from_mapping,
     read_endpoint,
     read_login,
     read_query,
 )
-from perfgate.yamlsource import InvalidConfig, Path_, Source, compose, describe, environ
+from perfgate.budgets.yamlsource import InvalidConfig, Path_, Source, compose, describe, environ
+from perfgate.exceptions import ConfigError
+from perfgate.system.launch import split_command
 
 TOP_KEYS = ("version", "target", "database", "defaults", "endpoints", "queries")
 TARGET_KEYS = ("command", "app", "base_url", "ready", "ready_timeout", "env", "headers", "login")

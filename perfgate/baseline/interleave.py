@@ -21,11 +21,11 @@ from pathlib import Path
 
 from perfgate.baseline.gitcmd import open_repo, resolve, run, try_run
 from perfgate.budgets import load_config
-from perfgate.compare import compare_results, needs_more, overall, per_look, pool
-from perfgate.config import Endpoint
+from perfgate.budgets.model import Endpoint
 from perfgate.exceptions import BaselineError, PerfgateError
 from perfgate.gate import Gate
-from perfgate.result import ERROR, FAILED, REGRESSION, BaselineInfo, Comparison, Result
+from perfgate.verdict.compare import compare_results, needs_more, overall, per_look, pool
+from perfgate.verdict.model import ERROR, FAILED, REGRESSION, BaselineInfo, Comparison, Result
 
 BLOCKS = 6  # per side and round: enough alternation to average out swings of a few seconds
 
