@@ -51,7 +51,7 @@ from perfgate.stats import coefficient_of_variation, quantile
 from perfgate.system.target import CommandTarget
 from perfgate.verdict.compare import compare_results, needs_more, overall, per_look, pool
 from perfgate.verdict.endpoint import endpoint_metrics
-from perfgate.verdict.model import INCONCLUSIVE, REGRESSION, Result, bounded
+from perfgate.verdict.model import INCONCLUSIVE, REGRESSION, Verdict, bounded
 
 BASE_MS = 2.0
 JITTER_SIGMA = 0.25
@@ -115,7 +115,7 @@ def start_server(factor: float, per_ms: float) -> CommandTarget:
 # -- measuring -----------------------------------------------------------------------------------
 
 
-async def measure(url: str, requests: int, concurrency: int) -> Result:
+async def measure(url: str, requests: int, concurrency: int) -> Verdict:
     """One fresh run of the endpoint, as perfgate's gate records it."""
     async with make_client(url, headers={}, timeout_s=10.0, max_connections=concurrency) as client:
         run = await drive(
@@ -126,7 +126,7 @@ async def measure(url: str, requests: int, concurrency: int) -> Result:
             warmup=WARMUP,
         )
     answered = [s for s in run.samples if s.status is not None]
-    return Result(
+    return Verdict(
         name="work",
         kind="endpoint",
         status="passed",
@@ -151,7 +151,7 @@ def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     try:
         for i in range(args.pairs):
             for name in CONDITIONS:
-                bases: list[Result] = []
+                bases: list[Verdict] = []
                 if args.interleave:
                     bases, runs = interleaved(
                         servers["base"].base_url, servers[name].base_url, args
@@ -184,18 +184,18 @@ def collect(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
 
 def interleaved(
     base_url: str, url: str, args: argparse.Namespace
-) -> tuple[list[Result], list[Result]]:
+) -> tuple[list[Verdict], list[Verdict]]:
     """``--rounds`` rounds of baseline and current measured in ``--interleave`` alternating blocks.
 
-    What ``--perfgate-interleave`` does in the gate (perfgate/baseline/interleave.py), with two copies of
-    the app standing in for two commits: machine drift hits both sides alike.
+    What ``--perfgate-interleave`` does in the gate (perfgate/baseline/interleave.py), with two
+    copies of the app standing in for two commits: machine drift hits both sides alike.
     """
     block = max(args.requests // args.interleave, 10)
-    bases: list[Result] = []
-    currents: list[Result] = []
+    bases: list[Verdict] = []
+    currents: list[Verdict] = []
     for _ in range(args.rounds):
-        base: Result | None = None
-        current: Result | None = None
+        base: Verdict | None = None
+        current: Verdict | None = None
         for _ in range(args.interleave):
             c = asyncio.run(measure(url, block, args.concurrency))
             b = asyncio.run(measure(base_url, block, args.concurrency))
@@ -212,7 +212,7 @@ def interleaved(
 
 
 def perfgate_verdict(
-    base: Result, runs: Sequence[Result], policy: RegressionPolicy
+    base: Verdict, runs: Sequence[Verdict], policy: RegressionPolicy
 ) -> tuple[str, int]:
     """perfgate's verdict with automatic re-measurement: (overall outcome, rounds used)."""
     current = runs[0]
@@ -226,7 +226,7 @@ def perfgate_verdict(
 
 
 def interleaved_verdict(
-    bases: Sequence[Result], runs: Sequence[Result], policy: RegressionPolicy
+    bases: Sequence[Verdict], runs: Sequence[Verdict], policy: RegressionPolicy
 ) -> tuple[str, int]:
     """perfgate's verdict for interleaved rounds: both sides pooled round by round, each look at
     alpha / max_rounds, as ``perfgate.baseline.interleave.Interleaved.judge`` does."""
@@ -241,7 +241,7 @@ def interleaved_verdict(
         rounds += 1
 
 
-def naive_verdict(base: Result, current: Result, threshold: float) -> str:
+def naive_verdict(base: Verdict, current: Verdict, threshold: float) -> str:
     """The common rule: regression when the p95 latency grew by more than the threshold."""
     p95 = quantile(sorted(base.samples["latency_ms"]), 0.95)
     now = quantile(sorted(current.samples["latency_ms"]), 0.95)
@@ -263,10 +263,10 @@ def evaluate(data: dict[str, list[dict[str, Any]]], policy: RegressionPolicy) ->
         naive: list[str] = []
         rounds_used: list[int] = []
         for pair in pairs:
-            base = Result.from_json(pair["baseline"])
-            runs = [Result.from_json(r) for r in pair["runs"]]
+            base = Verdict.from_json(pair["baseline"])
+            runs = [Verdict.from_json(r) for r in pair["runs"]]
             if "baselines" in pair:
-                bases = [Result.from_json(b) for b in pair["baselines"]]
+                bases = [Verdict.from_json(b) for b in pair["baselines"]]
                 verdict, rounds = interleaved_verdict(bases, runs, policy)
             else:
                 verdict, rounds = perfgate_verdict(base, runs, policy)

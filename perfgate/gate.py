@@ -1,408 +1,103 @@
-"""A gate session: owns the scratch database, the target and the loop, and measures items.
+"""The flow for one item, one call per arrow: budgets → probe → measurement → verdict.
 
-Nothing starts until the first item needs it, and ``close`` undoes whatever was started, in
-reverse order, also after a failure or Ctrl-C.
+``Gate`` holds the run's ``System`` (database, target, loop) and measures an endpoint or a
+query through its probe, then turns the measurement into a verdict. Errors become ERROR
+verdicts, never exceptions; comparing with a baseline is the caller's next step.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import platform
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
 
-import asyncpg
-import httpx
-
-from perfgate import __version__
-from perfgate.budgets.model import Config, Endpoint, Login, Query
-from perfgate.budgets.placeholders import DSN, fill, names
-from perfgate.exceptions import DatabaseError, PerfgateError, QueryError, TargetError
-from perfgate.probes.http import RequestSpec, RequestValues, drive, wait_ready
-from perfgate.probes.postgres import measure_query
-from perfgate.probes.transport import make_client
-from perfgate.redact import redact_text, secret_values
-from perfgate.system.database import PostgresServer, ScratchDatabase, dsn_values, open_server
-from perfgate.system.login import LoginAnswer, log_in
-from perfgate.system.loop import LoopThread
-from perfgate.system.target import CommandTarget, asgi_lifespan, load_app
-from perfgate.verdict.endpoint import endpoint_checks, endpoint_metrics, error_summary
-from perfgate.verdict.model import ERROR, Result, bounded, decide
+from perfgate.budgets.model import Config, Endpoint, Query
+from perfgate.exceptions import PerfgateError, QueryError
+from perfgate.probes.http import HttpLoad, HttpProbe
+from perfgate.probes.postgres import PostgresProbe
+from perfgate.redact import redact_text
+from perfgate.system.resources import System
+from perfgate.verdict.endpoint import endpoint_error, endpoint_verdict
+from perfgate.verdict.model import Verdict
 from perfgate.verdict.query import gate_query, query_error_result
 
-APP_BASE_URL = "http://perfgate.asgi"
+__all__ = ["Gate", "now_iso"]
 
 
 @dataclass(slots=True)
 class Gate:
-    """Lazily started resources for one run; every measurement goes through here.
+    """Measures items against the run's resources; ``system`` starts what they need."""
 
-    ``environ`` is the environment programs and the budgets file see (pytest's launch
-    environment). A resource that failed to start is not tried again for every item: its
-    error is the error of each item that needs it.
-    """
+    system: System
+    _postgres_version: str | None = field(default=None)
 
-    config: Config
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    loop: LoopThread = field(default_factory=LoopThread)
-    values: RequestValues = field(default_factory=RequestValues)  # {seq} over the whole run
-    _server: PostgresServer | None = None
-    _database: ScratchDatabase | None = None
-    _failed: dict[str, str] = field(default_factory=dict)  # resource -> why it did not start
-    _target_ready: bool = False
-    _base_url: str | None = None
-    _app: Any = None
-    _command: CommandTarget | None = None
-    _lifespan: contextlib.AsyncExitStack | None = None
-    _saved_env: dict[str, str | None] = field(default_factory=dict)
-    _login: LoginAnswer | None = None
-    _handed: set[str] = field(default_factory=set)  # login values sent: secrets
-    _dirty: bool = False  # an endpoint wrote to the database since it was last restored
-    _postgres_version: str | None = None
-
-    # -- resources ---------------------------------------------------------------------------
+    @classmethod
+    def for_config(cls, config: Config, environ: dict[str, str] | None = None) -> Gate:
+        """A gate with a system of its own (started on first use)."""
+        return cls(System(config) if environ is None else System(config, environ=environ))
 
     @property
-    def isolating(self) -> bool:
-        """Whether each item starts from the database as setup left it (a target uses it)."""
-        return self.config.database.isolate and self.config.target.kind in ("command", "app")
-
-    def database(self) -> ScratchDatabase:
-        """The scratch database, created (and set up) on first use."""
-        self._not_failed("database")
-        if self._database is None:
-            try:
-                if self._server is None:
-                    self._server = open_server(self.config.database.dsn)
-                database = ScratchDatabase.create(
-                    self._server, self.config.database.setup, environ=self.environ
-                )
-                if self.isolating:
-                    database.keep_pristine()
-            except PerfgateError as exc:
-                self._failed["database"] = str(exc)
-                raise
-            self._database = database
-        return self._database
-
-    def _not_failed(self, resource: str) -> None:
-        if resource in self._failed:
-            kind = DatabaseError if resource == "database" else TargetError
-            raise kind(f"the {resource} could not be started earlier in this run: "
-                       f"{self._failed[resource]}")  # fmt: skip
+    def config(self) -> Config:
+        return self.system.config
 
     def begin_item(self) -> None:
-        """Start an item from the database as setup left it, if an earlier item wrote to it."""
-        if not self._dirty or self._database is None:
-            return
+        """Start the next item from the database as setup left it."""
+        self.system.begin_item()
+
+    def run_endpoint(self, endpoint: Endpoint, source: str | None = None) -> Verdict:
+        """Measure one endpoint and hold it against its budget."""
+        system = self.system
         try:
-            self._stop_target()  # its connections end with the database
-            self._database.restore()
-        except PerfgateError as exc:
-            # Every later item that needs the database reports this, none measures stale data.
-            self._failed["database"] = f"restoring it for the next item failed: {exc}"
-            self._failed["target"] = self._failed["database"]
-        self._dirty = False
-
-    def _fill(self, text: str) -> str:
-        if any(name in DSN for name in names(text)):
-            text = fill(text, dsn_values(self.database().dsn))
-        return text
-
-    def _start_target(self) -> None:
-        if self._target_ready:
-            return
-        self._not_failed("target")
-        try:
-            self._launch_target()
-            if self.config.target.login is not None:
-                self._login = self.loop.run(self._log_in(self.config.target.login))
-        except PerfgateError as exc:
-            if not isinstance(exc, DatabaseError):
-                self._failed["target"] = redact_text(str(exc), self.secrets())
-            self._stop_target()
-            raise
-        self._target_ready = True
-
-    def _launch_target(self) -> None:
-        target = self.config.target
-        if target.kind == "none":
-            raise TargetError(
-                "budgets file has no target: set target.command, target.app or target.base_url"
-            )
-        env = {k: self._fill(v) for k, v in target.env.items()}
-        if target.kind == "command":
-            self._command = CommandTarget(
-                self._fill(target.value),
-                env=env,
-                cwd=self.config.root,
-                ready_path=target.ready,
-                ready_timeout_s=target.ready_timeout_s,
-                base_env=self.environ,
-            )
-            self._command.start()
-            self._base_url = self._command.base_url
-        elif target.kind == "app":
-            # An in-process app reads its settings from os.environ; restored in close().
-            for key, value in env.items():
-                self._saved_env.setdefault(key, os.environ.get(key))
-                os.environ[key] = value
-            app = load_app(target.value, self.config.root)
-            self._lifespan = contextlib.AsyncExitStack()
-            # The yielded app carries the lifespan's startup state into every request.
-            self._app = self.loop.run(self._lifespan.enter_async_context(asgi_lifespan(app)))
-            self._base_url = APP_BASE_URL
-        else:
-            self._base_url = target.value.rstrip("/")
-            self.loop.run(self._wait_ready())
-
-    def _client(self, timeout_s: float, connections: int) -> httpx.AsyncClient:
-        assert self._base_url is not None
-        return make_client(
-            self._base_url,
-            headers={},
-            timeout_s=timeout_s,
-            max_connections=connections,
-            app=self._app,
-        )
-
-    async def _wait_ready(self) -> None:
-        async with self._client(5.0, 1) as client:
-            await wait_ready(client, self.config.target.ready, self.config.target.ready_timeout_s)
-
-    async def _log_in(self, login: Login) -> LoginAnswer:
-        # Headers that do not depend on the login itself go with it (an API key, say).
-        headers = {k: v for k, v in self.config.target.headers.items() if "{login." not in v}
-        async with self._client(10.0, 1) as client:
-            return await log_in(client, login, headers, self.values)
-
-    def _stop_target(self) -> None:
-        """Stop what ``_start_target`` started (a base_url target is only forgotten)."""
-        errors: list[BaseException] = []
-        if self._lifespan is not None:
-            stack, self._lifespan = self._lifespan, None
-            try:
-                self.loop.run(stack.aclose())
-            except Exception as exc:
-                errors.append(exc)
-        if self._command is not None:
-            command, self._command = self._command, None
-            command.stop()
-        self._target_ready = False
-        self._login = None
-        if errors:
-            raise TargetError(f"the target did not stop cleanly: {errors[0]}")
-
-    def close(self) -> None:
-        """Stop the target, drop the database, stop the loop — each even if another fails."""
-        steps: list[Callable[[], None]] = [self._stop_target, self._restore_env, self.loop.close]
-        if self._database is not None:
-            db, self._database = self._database, None
-            steps.append(db.drop)
-        if self._server is not None:
-            server, self._server = self._server, None
-            steps.append(server.close)
-        errors: list[BaseException] = []
-        for step in steps:
-            try:
-                step()
-            except Exception as exc:  # keep tearing down; report the first problem after
-                errors.append(exc)
-        if errors:
-            raise PerfgateError(f"perfgate could not clean up completely: {errors[0]}")
-
-    def _restore_env(self) -> None:
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env.clear()
-
-    def notes(self) -> list[str]:
-        """What the summary should say about the run's resources."""
-        out = list(self._database.notes) if self._database is not None else []
-        if self._database is not None and self._database.restores:
-            db = self._database
-            out.append(
-                f"isolation: the database was restored {db.restores} time(s) after an item wrote "
-                f"to it ({db.restore_seconds:.2f}s, plus restarting the target)"
-            )
-        return out
-
-    # -- measuring ---------------------------------------------------------------------------
-
-    def secrets(self, extra_headers: Mapping[str, str] | None = None) -> tuple[str, ...]:
-        """Strings that must never reach a report: credentials, DSN passwords, env values sent."""
-        dsns = [d for d in (self.config.database.dsn,) if d]
-        headers = {**self.config.target.headers, **dict(extra_headers or {})}
-        # A header filled from the login is a template here; its values are in _handed.
-        headers = {k: v for k, v in headers.items() if "{login." not in v}
-        return secret_values(headers, dsns) + self.config.secrets + tuple(sorted(self._handed))
-
-    def _request(self, endpoint: Endpoint) -> RequestSpec:
-        """What to send: the target's and the endpoint's headers, login values filled in."""
-        headers = {**self.config.target.headers, **endpoint.headers}
-        texts = [endpoint.path, *headers.values(), endpoint.body or "", _json_text(endpoint.json)]
-        wanted = {n for t in texts for n in names(t) if n.startswith("login.")}
-        if wanted and self._login is None:
-            raise TargetError("{login...} is used, but there is no login answer")
-        values = {n: self._login.value(n) for n in sorted(wanted)} if self._login else {}
-        self._handed.update(values.values())
-        return RequestSpec(
-            method=endpoint.method,
-            path=fill(endpoint.path, values),
-            headers=tuple((k, fill(v, values)) for k, v in headers.items()),
-            json=_fill_json(endpoint.json, values),
-            body=fill(endpoint.body, values).encode() if endpoint.body is not None else None,
-        )
-
-    def run_endpoint(self, endpoint: Endpoint, source: str | None = None) -> Result:
-        """Measure one endpoint and gate it on its budget; errors become an ERROR result."""
-        try:
-            self._start_target()
-            spec = self._request(endpoint)
-            mark = self._database.write_mark() if self.isolating and self._database else None
-            try:
-                return self.loop.run(self.endpoint(endpoint, spec, source))
-            finally:
-                if mark is not None and self._database is not None:
-                    self._dirty = self._dirty or self._database.write_mark() != mark
-        except PerfgateError as exc:
-            return self._error(
-                endpoint.name, "endpoint", exc, source, _describe(endpoint), endpoint.headers
-            )
-
-    async def endpoint(
-        self, endpoint: Endpoint, spec: RequestSpec, source: str | None = None
-    ) -> Result:
-        """The measurement itself; must run on ``self.loop``."""
-        async with self._client(endpoint.timeout_ms / 1000, endpoint.concurrency) as client:
-            run = await drive(
-                client,
-                spec,
+            system.start_target()
+            load = HttpLoad(
+                request=system.request_for(endpoint),
                 requests=endpoint.requests,
                 concurrency=endpoint.concurrency,
                 warmup=endpoint.warmup,
+                timeout_s=endpoint.timeout_ms / 1000,
                 expect_status=endpoint.expect_status,
-                values=self.values,
             )
-        metrics = endpoint_metrics(run, self.config.defaults.confidence)
-        checks = endpoint_checks(metrics, endpoint.budget, self.config.defaults.confidence)
-        secrets = self.secrets(endpoint.headers)
-        return Result(
-            name=endpoint.name,
-            kind="endpoint",
-            status=decide(checks),
-            metrics=metrics,
-            checks=checks,
+            probe = HttpProbe(system.client, system.values)
+            with system.watching_writes():
+                run = system.loop.run(probe.measure(load))
+        except PerfgateError as exc:
+            secrets = system.secrets(endpoint.headers)
+            return endpoint_error(endpoint, str(exc), secrets=secrets, source=source)
+        return endpoint_verdict(
+            endpoint,
+            run,
+            confidence=self.config.defaults.confidence,
+            secrets=system.secrets(endpoint.headers),
             source=source,
-            description=redact_text(_describe(endpoint), secrets),
-            details={
-                "requests": endpoint.requests,
-                "concurrency": endpoint.concurrency,
-                "warmup": endpoint.warmup,
-                "error_summary": [redact_text(e, secrets) for e in error_summary(run)],
-            },
-            samples={
-                "latency_ms": bounded(
-                    [s.latency_ns / 1e6 for s in run.samples if s.status is not None]
-                ),
-                "server_ms": bounded([s.server_ms for s in run.samples if s.server_ms is not None]),
-            },
         )
 
-    def run_query(self, query: Query, source: str | None = None) -> Result:
-        """Measure one query on the scratch database and gate it; errors become ERROR results."""
+    def run_query(self, query: Query, source: str | None = None) -> Verdict:
+        """Measure one query on the scratch database and hold it, and its plan, to the budget."""
         try:
-            dsn = self.database().dsn
-            return self.loop.run(self.query(query, dsn, source))
-        except PerfgateError as exc:
-            return self._error(query.name, "query", exc, source, " ".join(query.sql.split()), {})
-
-    async def query(self, query: Query, dsn: str, source: str | None = None) -> Result:
-        """The query measurement itself; must run on ``self.loop``."""
-        try:
-            conn = await asyncpg.connect(dsn, timeout=15)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            raise QueryError(f"cannot connect to the scratch database: {exc}") from exc
-        try:
-            measurement = await measure_query(conn, query)
+            probe = PostgresProbe(self.system.database().dsn)
+            measurement = self.system.loop.run(probe.measure(query))
         except QueryError as exc:
             return query_error_result(query, exc, source)
-        finally:
-            await conn.close()
+        except PerfgateError as exc:
+            return query_error_result(query, _redacted(exc, self.system), source)
         self._postgres_version = measurement.server_version
         return gate_query(query, measurement, self.config.defaults, source=source)
 
-    def _error(
-        self,
-        name: str,
-        kind: str,
-        exc: BaseException,
-        source: str | None,
-        description: str,
-        headers: Mapping[str, str],
-    ) -> Result:
-        return Result(
-            name=name,
-            kind=kind,
-            status=ERROR,
-            error=redact_text(str(exc), self.secrets(headers)),
-            source=source,
-            description=redact_text(description, self.secrets(headers)),
-        )
-
-    # -- environment -------------------------------------------------------------------------
-
-    def environment(self) -> dict[str, Any]:
+    def environment(self) -> dict[str, object]:
         """What the numbers were measured on (compared with a baseline's)."""
-        env: dict[str, Any] = {
-            "perfgate": __version__,
-            "python": platform.python_version(),
-            "platform": platform.platform(terse=True),
-            "cpu_model": _cpu_model(),
-            "cpu_count": os.cpu_count() or 0,
-            "target": self.config.target.kind,
-        }
-        if self._server is not None:
-            env["database"] = self._server.kind
-        if self._database is not None:
-            env["dataset_size"] = self._database.size_bytes
+        env = self.system.environment()
         if self._postgres_version:
             env["postgres_version"] = self._postgres_version
         return env
 
+    def notes(self) -> list[str]:
+        return self.system.notes()
 
-def _describe(endpoint: Endpoint) -> str:
-    return f"{endpoint.method} {endpoint.path}"
-
-
-def _json_text(value: Any) -> str:
-    return "" if value is None else json.dumps(value, default=str)
+    def close(self) -> None:
+        self.system.close()
 
 
-def _fill_json(value: Any, values: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        return fill(value, values)
-    if isinstance(value, list):
-        return [_fill_json(v, values) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill_json(v, values) for k, v in value.items()}
-    return value
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
+def _redacted(exc: PerfgateError, system: System) -> str:
+    return redact_text(str(exc), system.secrets())
 
 
 def now_iso() -> str:

@@ -25,7 +25,9 @@ from perfgate.baseline import (
     record_path,
 )
 from perfgate.exceptions import BaselineError
-from perfgate.verdict.model import PASSED, GateReport, Metric, Result
+from perfgate.verdict.details import EndpointDetails
+from perfgate.verdict.model import GateReport, Verdict
+from perfgate.verdict.values import Kind, Metric, Status
 
 REF = "refs/heads/perfgate-baselines"
 
@@ -89,13 +91,14 @@ def fake_sha(seed: object) -> str:
 def record(
     sha: str, created_at: str = "2024-05-01T12:00:00+00:00", p95: float = 100.0
 ) -> BaselineRecord:
-    result = Result(
+    result = Verdict(
         name="clients",
-        kind="endpoint",
-        status=PASSED,
+        kind=Kind.ENDPOINT,
+        status=Status.PASSED,
         metrics={"p95_ms": Metric(p95, "ms", p95 * 0.9, p95 * 1.1, 0.95)},
         description="GET /api/clients",
-        details={"samples_ms": [p95 * 0.5, p95, p95 * 1.2]},
+        details=EndpointDetails(requests=300, concurrency=10, warmup=30),
+        samples={"latency_ms": (p95 * 0.5, p95, p95 * 1.2)},
     )
     return BaselineRecord(
         commit=sha,

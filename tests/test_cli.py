@@ -12,31 +12,20 @@ from perfgate import cli
 from perfgate.ci.annotate import Annotation, escape_data, escape_property, parse_source
 from perfgate.cli import main
 from perfgate.report import read_json, render_markdown, write_json
-from perfgate.verdict.model import (
-    ERROR,
-    FAILED,
-    INCONCLUSIVE,
-    PASSED,
-    REGRESSION,
-    WARNED,
-    Comparison,
-    GateReport,
-    Metric,
-    Result,
-    check_limit,
-)
+from perfgate.verdict.model import GateReport, Verdict
+from perfgate.verdict.values import Comparison, Kind, Metric, Outcome, Status, check_limit
 
 
 def ms(value: float, low: float | None = None, high: float | None = None) -> Metric:
     return Metric(value, "ms", low, high, 0.95 if low is not None else None)
 
 
-def over_budget() -> Result:
+def over_budget() -> Verdict:
     p95 = ms(182.4, 171.3, 190.2)
-    return Result(
+    return Verdict(
         name="clients",
-        kind="endpoint",
-        status=FAILED,
+        kind=Kind.ENDPOINT,
+        status=Status.FAILED,
         metrics={"p95_ms": p95},
         checks=(check_limit("p95_ms", 100, p95),),
         source="budgets.yaml:31",
@@ -44,7 +33,7 @@ def over_budget() -> Result:
     )
 
 
-def marginal_pass() -> Result:
+def marginal_pass() -> Verdict:
     p95 = ms(19.8, 18.1, 21.9)
     inconclusive = Comparison(
         metric="p95_ms",
@@ -52,13 +41,13 @@ def marginal_pass() -> Result:
         current=p95,
         change=Metric(0.031, "ratio", -0.02, 0.085, 0.95),
         threshold=0.10,
-        outcome=INCONCLUSIVE,
+        outcome=Outcome.INCONCLUSIVE,
         reason="+3.1% [-2.0%, +8.5%]: the interval reaches past neither threshold",
     )
-    return Result(
+    return Verdict(
         name="guest-list",
-        kind="endpoint",
-        status=PASSED,
+        kind=Kind.ENDPOINT,
+        status=Status.PASSED,
         metrics={"p95_ms": p95},
         checks=(check_limit("p95_ms", 20, p95),),
         source="budgets.yaml:34",
@@ -66,7 +55,7 @@ def marginal_pass() -> Result:
     )
 
 
-def slower_query() -> Result:
+def slower_query() -> Verdict:
     execution = ms(14.0, 13.1, 15.2)
     regression = Comparison(
         metric="execution_ms",
@@ -74,13 +63,13 @@ def slower_query() -> Result:
         current=execution,
         change=Metric(1.0, "ratio", 0.8, 1.2, 0.95),
         threshold=0.10,
-        outcome=REGRESSION,
+        outcome=Outcome.REGRESSION,
         reason="+100.0% [+80.0%, +120.0%] is above the 10% threshold",
     )
-    return Result(
+    return Verdict(
         name="clients-by-supplier",
-        kind="query",
-        status=FAILED,
+        kind=Kind.QUERY,
+        status=Status.FAILED,
         metrics={"execution_ms": execution},
         checks=(check_limit("execution_ms", 20, execution),),
         source="budgets.yaml:52",
@@ -89,21 +78,21 @@ def slower_query() -> Result:
     )
 
 
-def broken() -> Result:
-    return Result(
+def broken() -> Verdict:
+    return Verdict(
         name="schedule",
-        kind="endpoint",
-        status=ERROR,
+        kind=Kind.ENDPOINT,
+        status=Status.ERROR,
         error="connection refused: postgresql://app:hunter2@db:5432/app\n::add-mask::x",
         source="budgets.yaml:44",
     )
 
 
-def fine() -> Result:
-    return Result("journey", "endpoint", PASSED, source="budgets.yaml:40")
+def fine() -> Verdict:
+    return Verdict("journey", Kind.ENDPOINT, Status.PASSED, source="budgets.yaml:40")
 
 
-def gate(*results: Result, warn_only: bool = False) -> GateReport:
+def gate(*results: Verdict, warn_only: bool = False) -> GateReport:
     return GateReport(
         results=results or (over_budget(), marginal_pass(), slower_query(), broken(), fine()),
         environment={"python": "3.12.3"},
@@ -172,7 +161,7 @@ def test_warn_only_failures_are_warnings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "r.json"
-    write_json(gate(replace(over_budget(), status=WARNED), warn_only=True), path)
+    write_json(gate(replace(over_budget(), status=Status.WARNED), warn_only=True), path)
     main(["annotate", str(path)])
     assert capsys.readouterr().out.startswith(
         "::warning file=budgets.yaml,line=31,title=perfgate%3A endpoint clients over budget "
@@ -197,7 +186,7 @@ def test_report_json_is_normalised(results: Path, tmp_path: Path) -> None:
     assert main(["report", str(messy), "--format", "json", "-o", str(out)]) == 0
     clean = json.loads(out.read_text())
     assert "unknown_field" not in clean
-    assert clean["schema"] == 1
+    assert clean["schema"] == 2
     assert clean["results"][0]["metrics"]["p95_ms"]["value"] is None
     assert read_json(out) == read_json(messy)
 

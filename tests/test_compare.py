@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,9 @@ from perfgate.verdict.compare import (
     path_changes,
     pool,
 )
-from perfgate.verdict.model import (
-    IMPROVEMENT,
-    INCONCLUSIVE,
-    REGRESSION,
-    UNCHANGED,
-    Comparison,
-    Metric,
-    Result,
-)
+from perfgate.verdict.details import QueryDetails
+from perfgate.verdict.model import Verdict
+from perfgate.verdict.values import Comparison, Kind, Metric, Outcome, Status
 
 PLANS = Path(__file__).parent / "plans"
 POLICY = RegressionPolicy()  # p95, 10%, 99%, 3 rounds
@@ -40,11 +35,11 @@ def lognormal(n: int, seed: int, scale: float = 1.0, median_ms: float = 20.0) ->
 
 def endpoint(
     latency: tuple[float, ...], *, server: tuple[float, ...] = (), max_bytes: float = 1000.0
-) -> Result:
-    return Result(
+) -> Verdict:
+    return Verdict(
         name="clients",
-        kind="endpoint",
-        status="passed",
+        kind=Kind.ENDPOINT,
+        status=Status.PASSED,
         metrics={
             "max_bytes": Metric(max_bytes, "bytes"),
             "error_rate": Metric(0.0, "ratio"),
@@ -59,7 +54,7 @@ def by_metric(comparisons: tuple[Comparison, ...]) -> dict[str, Comparison]:
     return {c.metric: c for c in comparisons}
 
 
-def timing(base: Result, current: Result, policy: RegressionPolicy = POLICY) -> Comparison:
+def timing(base: Verdict, current: Verdict, policy: RegressionPolicy = POLICY) -> Comparison:
     return compare_results(base, current, policy)[0]
 
 
@@ -71,13 +66,13 @@ def test_a_a_is_unchanged_and_rarely_a_false_alarm() -> None:
         timing(endpoint(lognormal(300, 2 * i)), endpoint(lognormal(300, 2 * i + 1))).outcome
         for i in range(30)
     ]
-    assert outcomes.count(REGRESSION) == 0
-    assert outcomes.count(UNCHANGED) >= 25
+    assert outcomes.count(Outcome.REGRESSION) == 0
+    assert outcomes.count(Outcome.UNCHANGED) >= 25
 
 
 def test_a_1_5x_slowdown_is_a_regression_with_the_numbers_in_the_reason() -> None:
     c = timing(endpoint(lognormal(300, 1)), endpoint(lognormal(300, 2, scale=1.5)))
-    assert c.outcome == REGRESSION
+    assert c.outcome == Outcome.REGRESSION
     assert c.metric == "p95_ms"
     assert c.change is not None
     assert c.change.low is not None
@@ -95,7 +90,7 @@ def test_a_1_5x_slowdown_is_a_regression_with_the_numbers_in_the_reason() -> Non
 
 def test_a_0_7x_speed_up_is_an_improvement() -> None:
     c = timing(endpoint(lognormal(1000, 3)), endpoint(lognormal(1000, 4, scale=0.7)))
-    assert c.outcome == IMPROVEMENT
+    assert c.outcome == Outcome.IMPROVEMENT
     assert "an improvement beyond the 10% threshold" in c.reason
 
 
@@ -103,7 +98,7 @@ def test_a_significant_8_percent_shift_is_not_a_regression_at_a_10_percent_thres
     c = timing(endpoint(lognormal(2000, 5)), endpoint(lognormal(2000, 6, scale=1.08)))
     assert c.change is not None
     assert 0.05 < c.change.value < 0.10
-    assert c.outcome == UNCHANGED
+    assert c.outcome == Outcome.UNCHANGED
     assert c.reason.endswith(
         "within the 10% threshold on the estimate; Mann-Whitney p=0.00022; the interval reaches "
         "+17%, so more requests would be needed to rule out a regression"
@@ -115,11 +110,11 @@ def test_too_few_requests_is_inconclusive_and_asks_for_more() -> None:
         endpoint(lognormal(40, 7)), endpoint(lognormal(40, 8, 1.5)), POLICY
     )
     c = comparisons[0]
-    assert c.outcome == INCONCLUSIVE
+    assert c.outcome == Outcome.INCONCLUSIVE
     assert "too few samples for a 99% interval (baseline has 40; current has 40)" in c.reason
     assert needs_more(comparisons)
-    assert overall(comparisons, POLICY) == INCONCLUSIVE
-    assert overall(comparisons, RegressionPolicy(fail_on_inconclusive=True)) == REGRESSION
+    assert overall(comparisons, POLICY) == Outcome.INCONCLUSIVE
+    assert overall(comparisons, RegressionPolicy(fail_on_inconclusive=True)) == Outcome.REGRESSION
 
 
 def test_pooling_rounds_settles_an_inconclusive_verdict() -> None:
@@ -132,14 +127,14 @@ def test_pooling_rounds_settles_an_inconclusive_verdict() -> None:
             break
     assert len(current.samples["latency_ms"]) >= 120
     assert current.metrics["requests"].value == len(current.samples["latency_ms"])
-    assert overall(compare_results(base, current, POLICY), POLICY) == REGRESSION
+    assert overall(compare_results(base, current, POLICY), POLICY) == Outcome.REGRESSION
 
 
 def test_server_time_is_compared_when_every_request_carried_it() -> None:
     base = endpoint(lognormal(300, 11), server=lognormal(300, 12, median_ms=5.0))
     current = endpoint(lognormal(300, 13), server=lognormal(300, 14, 1.5, median_ms=5.0))
     c = timing(base, current)
-    assert (c.metric, c.outcome) == ("server_p95_ms", REGRESSION)
+    assert (c.metric, c.outcome) == ("server_p95_ms", Outcome.REGRESSION)
     assert c.reason.startswith("p95 server time ")
     partial = endpoint(current.samples["latency_ms"], server=lognormal(200, 14, 1.5))
     assert timing(base, partial).metric == "p95_ms"
@@ -148,8 +143,8 @@ def test_server_time_is_compared_when_every_request_carried_it() -> None:
 def test_policy_metric_and_threshold_are_honoured() -> None:
     base, current = endpoint(lognormal(1000, 15)), endpoint(lognormal(1000, 16, scale=1.3))
     assert timing(base, current, RegressionPolicy(metric="mean")).metric == "mean_ms"
-    assert timing(base, current, RegressionPolicy(metric="p50")).outcome == REGRESSION
-    assert timing(base, current, RegressionPolicy(threshold=0.5)).outcome == UNCHANGED
+    assert timing(base, current, RegressionPolicy(metric="p50")).outcome == Outcome.REGRESSION
+    assert timing(base, current, RegressionPolicy(threshold=0.5)).outcome == Outcome.UNCHANGED
 
 
 # --- deterministic metrics ---------------------------------------------------------------------
@@ -158,53 +153,55 @@ def test_policy_metric_and_threshold_are_honoured() -> None:
 def test_bytes_grown_past_the_tolerance_regress_and_within_it_do_not() -> None:
     base = endpoint(lognormal(300, 17))
     grown = by_metric(compare_results(base, endpoint(lognormal(300, 18), max_bytes=1100), POLICY))
-    assert grown["max_bytes"].outcome == REGRESSION
+    assert grown["max_bytes"].outcome == Outcome.REGRESSION
     assert grown["max_bytes"].reason == (
         "max_bytes 1000B -> 1.1KiB (+10.0%), more than the 5% tolerance"
     )
     slight = by_metric(compare_results(base, endpoint(lognormal(300, 18), max_bytes=1040), POLICY))
-    assert slight["max_bytes"].outcome == UNCHANGED
+    assert slight["max_bytes"].outcome == Outcome.UNCHANGED
     assert "within the 5% tolerance" in slight["max_bytes"].reason
     loose = compare_results(
         base, endpoint(lognormal(300, 18), max_bytes=1100), POLICY, tolerances={"max_bytes": 0.2}
     )
-    assert by_metric(loose)["max_bytes"].outcome == UNCHANGED
+    assert by_metric(loose)["max_bytes"].outcome == Outcome.UNCHANGED
 
 
-def plan_details(case: str) -> dict[str, Any]:
-    """What the query gate stores in a result's details for a stored real plan."""
+def plan_details(case: str) -> QueryDetails:
+    """What the query gate keeps for a stored real plan."""
     plan = parse_plan(json.loads((PLANS / f"pg15_{case}.json").read_text()))
-    return {
-        "fingerprint": shape_fingerprint(plan),
-        "coarse_fingerprint": coarse_fingerprint(plan),
-        "access_paths": [str(p) for p in access_paths(plan)],
-        "samples": {"execution_ms": list(lognormal(15, len(case), median_ms=2.0))},
-        "server_version": "15.8",
-        "settings": {"random_page_cost": "4"},
-    }
+    return QueryDetails(
+        sql="SELECT ...",
+        plan=plan,
+        fingerprint=shape_fingerprint(plan),
+        coarse_fingerprint=coarse_fingerprint(plan),
+        access_paths=tuple(str(p) for p in access_paths(plan)),
+        server_version="15.8",
+        settings={"random_page_cost": "4"},
+    )
 
 
-def query(case: str, buffers: float = 120.0, **details: Any) -> Result:
-    return Result(
+def query(case: str, buffers: float = 120.0, **details: Any) -> Verdict:
+    return Verdict(
         name="guest_list",
-        kind="query",
-        status="passed",
+        kind=Kind.QUERY,
+        status=Status.PASSED,
         metrics={
             "execution_ms": Metric(2.0, "ms"),
             "buffers": Metric(buffers, "count"),
             "rows": Metric(35.0, "count"),
             "temp_blocks": Metric(0.0, "count"),
         },
-        details={**plan_details(case), **details},
+        details=replace(plan_details(case), **details),
+        samples={"execution_ms": lognormal(15, len(case), median_ms=2.0)},
     )
 
 
 def test_equal_buffers_rows_and_plan_are_unchanged() -> None:
     comparisons = by_metric(compare_results(query("index_scan"), query("index_scan"), POLICY))
-    assert comparisons["buffers"].outcome == UNCHANGED
+    assert comparisons["buffers"].outcome == Outcome.UNCHANGED
     assert comparisons["buffers"].reason == "buffers 120 -> 120, equal"
-    assert comparisons["rows"].outcome == UNCHANGED
-    assert comparisons["fingerprint"].outcome == UNCHANGED
+    assert comparisons["rows"].outcome == Outcome.UNCHANGED
+    assert comparisons["fingerprint"].outcome == Outcome.UNCHANGED
     assert comparisons["execution_ms"].metric == "execution_ms"
     assert "median execution" in comparisons["execution_ms"].reason
 
@@ -212,23 +209,23 @@ def test_equal_buffers_rows_and_plan_are_unchanged() -> None:
 def test_index_scan_to_seq_scan_is_a_regression_naming_the_table() -> None:
     comparisons = compare_results(query("index_scan"), query("seq_scan_filter"), POLICY)
     plan = by_metric(comparisons)["coarse_fingerprint"]
-    assert plan.outcome == REGRESSION
+    assert plan.outcome == Outcome.REGRESSION
     assert "guests: Index Scan using guests_wedding_name_idx -> Seq Scan" in plan.reason
     assert plan.baseline_text == "guests: Index Scan using guests_wedding_name_idx"
     assert plan.current_text == "guests: Seq Scan"
-    assert overall(comparisons, POLICY) == REGRESSION
+    assert overall(comparisons, POLICY) == Outcome.REGRESSION
     back = by_metric(compare_results(query("seq_scan_filter"), query("index_scan"), POLICY))
-    assert back["coarse_fingerprint"].outcome == IMPROVEMENT
+    assert back["coarse_fingerprint"].outcome == Outcome.IMPROVEMENT
 
 
 def test_a_shape_only_change_is_reported_not_failed() -> None:
-    reordered = {**plan_details("nested_loop"), "fingerprint": "0123456789abcdef"}
-    comparisons = compare_results(query("nested_loop"), query("nested_loop", **reordered), POLICY)
+    reordered = query("nested_loop", fingerprint="0123456789abcdef")
+    comparisons = compare_results(query("nested_loop"), reordered, POLICY)
     plan = by_metric(comparisons)["fingerprint"]
-    assert plan.outcome == UNCHANGED
+    assert plan.outcome == Outcome.UNCHANGED
     assert "plan shape changed" in plan.reason
     assert "reported, not failed" in plan.reason
-    assert overall(comparisons, POLICY) != REGRESSION
+    assert overall(comparisons, POLICY) != Outcome.REGRESSION
 
 
 def test_path_changes_lists_tables_whose_reading_changed() -> None:
@@ -258,22 +255,22 @@ def test_a_different_environment_makes_timing_inconclusive_and_bytes_still_gate(
     current = endpoint(lognormal(300, 20, scale=1.5), max_bytes=2000)
     reasons = environment_differences({"cpu_count": 4}, {"cpu_count": 2})
     comparisons = by_metric(compare_results(base, current, POLICY, env_reasons=reasons))
-    assert comparisons["p95_ms"].outcome == INCONCLUSIVE
+    assert comparisons["p95_ms"].outcome == Outcome.INCONCLUSIVE
     assert "environment differs from the baseline's (cpu_count: 4 -> 2)" in (
         comparisons["p95_ms"].reason
     )
     # the change is still shown, with its numbers
     assert re.match(r"p95 [\d.]+ms -> [\d.]+ms, \+\d+% \[", comparisons["p95_ms"].reason)
-    assert comparisons["max_bytes"].outcome == REGRESSION
+    assert comparisons["max_bytes"].outcome == Outcome.REGRESSION
     assert not needs_more(tuple(comparisons.values()))
 
 
 def test_a_query_under_other_planner_settings_is_not_timed_but_its_plan_gates() -> None:
     tuned = query("seq_scan_filter", settings={"random_page_cost": "1.1"})
     comparisons = by_metric(compare_results(query("index_scan"), tuned, POLICY))
-    assert comparisons["execution_ms"].outcome == INCONCLUSIVE
+    assert comparisons["execution_ms"].outcome == Outcome.INCONCLUSIVE
     assert "planner_settings.random_page_cost: 4 -> 1.1" in comparisons["execution_ms"].reason
-    assert comparisons["coarse_fingerprint"].outcome == REGRESSION
+    assert comparisons["coarse_fingerprint"].outcome == Outcome.REGRESSION
 
 
 def test_comparisons_survive_json() -> None:
@@ -282,12 +279,12 @@ def test_comparisons_survive_json() -> None:
 
 
 def test_an_errored_result_is_not_compared() -> None:
-    broken = Result(name="clients", kind="endpoint", status="error", error="refused")
+    broken = Verdict(name="clients", kind=Kind.ENDPOINT, status=Status.ERROR, error="refused")
     assert compare_results(endpoint(lognormal(300, 21)), broken, POLICY) == ()
 
 
 def test_pooling_a_query_appends_its_execution_times() -> None:
     first, again = query("index_scan"), query("index_scan")
     pooled = pool(first, again)
-    assert len(pooled.details["samples"]["execution_ms"]) == 30
+    assert len(pooled.samples["execution_ms"]) == 30
     assert pooled.metrics["buffers"] == first.metrics["buffers"]

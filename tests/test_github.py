@@ -32,19 +32,11 @@ from perfgate.ci.github import (
     run_url,
 )
 from perfgate.cli import main
+from perfgate.plan import Plan, parse_plan
 from perfgate.report import write_json
-from perfgate.verdict.model import (
-    FAILED,
-    PASSED,
-    REGRESSION,
-    UNCHANGED,
-    BaselineInfo,
-    Comparison,
-    GateReport,
-    Metric,
-    Result,
-    check_limit,
-)
+from perfgate.verdict.details import EndpointDetails, QueryDetails
+from perfgate.verdict.model import BaselineInfo, GateReport, Verdict
+from perfgate.verdict.values import Comparison, Kind, Metric, Outcome, Status, check_limit
 
 TOKEN = "ghs_s3cretT0kenValue1234567890"
 REPO = "octo-org/shop"
@@ -59,17 +51,17 @@ def ms(value: float, low: float | None = None, high: float | None = None) -> Met
     return Metric(value, "ms", low, high, 0.95 if low is not None else None)
 
 
-def regressed_endpoint(name: str = "clients") -> Result:
+def regressed_endpoint(name: str = "clients") -> Verdict:
     p95 = ms(182.4, 171.3, 190.2)
-    return Result(
+    return Verdict(
         name=name,
-        kind="endpoint",
-        status=FAILED,
+        kind=Kind.ENDPOINT,
+        status=Status.FAILED,
         metrics={"p50_ms": ms(41.0, 38.2, 44.9), "p95_ms": p95, "p99_ms": ms(212.0, 190, 240)},
         checks=(check_limit("p95_ms", 150, p95), check_limit("p99_ms", 250, ms(212.0))),
         source="budgets.yaml:31",
         description="GET /api/clients?supplier_id=7",
-        details={"requests": 300, "concurrency": 10},
+        details=EndpointDetails(requests=300, concurrency=10, warmup=30),
         comparisons=(
             Comparison(
                 metric="p95_ms",
@@ -77,24 +69,33 @@ def regressed_endpoint(name: str = "clients") -> Result:
                 current=p95,
                 change=Metric(1.0, "ratio", 0.84, 1.12, 0.95),
                 threshold=0.10,
-                outcome=REGRESSION,
+                outcome=Outcome.REGRESSION,
                 reason="+100.0% [+84.0%, +112.0%] is above the 10% threshold",
             ),
         ),
     )
 
 
-def passing_query(name: str = "guests-by-wedding", plan: str = "") -> Result:
+def wide_plan(scans: int) -> Plan:
+    """An Append over ``scans`` index scans: a long plan tree in the report."""
+    children = [
+        {"Node Type": "Index Scan", "Index Name": "guests_pkey", "Relation Name": f"guests{i}"}
+        for i in range(scans)
+    ]
+    return parse_plan([{"Plan": {"Node Type": "Append", "Plans": children}}])
+
+
+def passing_query(name: str = "guests-by-wedding", plan: Plan | None = None) -> Verdict:
     execution = ms(0.41, 0.38, 0.45)
-    return Result(
+    return Verdict(
         name=name,
-        kind="query",
-        status=PASSED,
+        kind=Kind.QUERY,
+        status=Status.PASSED,
         metrics={"execution_ms": execution, "buffers": Metric(12, "count")},
         checks=(check_limit("execution_ms", 20, execution),),
         source="budgets.yaml:60",
         description="SELECT id, name FROM guests WHERE wedding_id = $1 ORDER BY name, id",
-        details={"plan_tree": plan} if plan else {},
+        details=QueryDetails(sql="SELECT ...", plan=plan) if plan else None,
         comparisons=(
             Comparison(
                 metric="execution_ms",
@@ -102,14 +103,14 @@ def passing_query(name: str = "guests-by-wedding", plan: str = "") -> Result:
                 current=execution,
                 change=Metric(0.02, "ratio", -0.05, 0.08, 0.95),
                 threshold=0.10,
-                outcome=UNCHANGED,
+                outcome=Outcome.UNCHANGED,
                 reason="the interval lies within ±10%",
             ),
         ),
     )
 
 
-def gate_report(*results: Result) -> GateReport:
+def gate_report(*results: Verdict) -> GateReport:
     return GateReport(
         results=results or (regressed_endpoint(), passing_query()),
         environment={"python": "3.12.3", "postgres_version": "16.4"},
@@ -379,7 +380,7 @@ def test_unreachable_api_is_a_clear_error(
 def test_an_oversized_report_is_cut_with_a_note_and_accepted(
     github: FakeGitHub, tmp_path: Path
 ) -> None:
-    plan = "\n".join(f"->  Index Scan using guests_pkey on guests g{i}" for i in range(60))
+    plan = wide_plan(60)
     results = [regressed_endpoint(f"endpoint-{i:03d}") for i in range(150)]
     results += [passing_query(f"query-{i:03d}", plan) for i in range(40)]
     report = gate_report(*results)

@@ -47,7 +47,8 @@ def test_a_slower_branch_is_a_regression_against_the_base_measured_alongside(
     data = json.loads((repo.path / "out.json").read_text())
     assert data["baseline"]["commit"] == base
     assert "alternating blocks" in data["baseline"]["how"]
-    assert data["results"][0]["details"]["interleaved"]["blocks"] == 6
+    assert data["results"][0]["rounds"]["mode"] == "interleaved"
+    assert data["results"][0]["rounds"]["blocks"] == 6
     # the base commit's checkout is gone afterwards
     assert git(repo.path, "worktree", "list").count("\n") == 0
 

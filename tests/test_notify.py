@@ -19,16 +19,8 @@ from aiosmtpd.controller import Controller
 from perfgate.ci.notify import Alert, slack_escape, slack_payload
 from perfgate.cli import main
 from perfgate.report import write_json
-from perfgate.verdict.model import (
-    FAILED,
-    PASSED,
-    REGRESSION,
-    Comparison,
-    GateReport,
-    Metric,
-    Result,
-    check_limit,
-)
+from perfgate.verdict.model import GateReport, Verdict
+from perfgate.verdict.values import Comparison, Kind, Metric, Outcome, Status, check_limit
 
 EVIL = "<!channel> <http://evil.example|click me> & <@U123>"
 HOOK_PATH = "/services/T000/B000/s3cretHookPath"
@@ -36,10 +28,10 @@ HOOK_PATH = "/services/T000/B000/s3cretHookPath"
 
 def report(*, failed: bool = True, name: str = "clients") -> GateReport:
     p95 = Metric(182.4, "ms", 171.3, 190.2, 0.95)
-    result = Result(
+    result = Verdict(
         name=name,
-        kind="endpoint",
-        status=FAILED if failed else PASSED,
+        kind=Kind.ENDPOINT,
+        status=Status.FAILED if failed else Status.PASSED,
         metrics={"p95_ms": p95},
         checks=(check_limit("p95_ms", 150 if failed else 500, p95),),
         source="budgets.yaml:31",
@@ -51,7 +43,7 @@ def report(*, failed: bool = True, name: str = "clients") -> GateReport:
                 current=p95,
                 change=Metric(1.0, "ratio", 0.84, 1.12, 0.95),
                 threshold=0.10,
-                outcome=REGRESSION,
+                outcome=Outcome.REGRESSION,
                 reason="+100.0% [+84.0%, +112.0%] is above the 10% threshold",
             ),
         )

@@ -88,7 +88,7 @@ def test_json_report_carries_metrics_checks_and_no_secret(project: pytest.Pytest
     assert "s3cr3t-token" not in (project.path / "r" / "out.md").read_text()
     assert "s3cr3t-token" not in result.stdout.str()
     data = json.loads(text)
-    assert data["schema"] == 1
+    assert data["schema"] == 2
     fast = next(r for r in data["results"] if r["name"] == "fast")
     assert fast["kind"] == "endpoint"
     assert fast["metrics"]["requests"]["value"] == 60

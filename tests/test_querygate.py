@@ -11,10 +11,12 @@ import pytest
 
 from perfgate.budgets.model import PLAN_RULES, Defaults, Query, QueryBudget
 from perfgate.exceptions import QueryError
-from perfgate.plan import Plan, parse_plan
+from perfgate.plan import Finding, parse_plan
 from perfgate.probes.postgres import QueryMeasurement, measure_query
-from perfgate.verdict.model import ERROR, FAILED, PASSED, Result
+from perfgate.verdict.details import QueryDetails
+from perfgate.verdict.model import Verdict
 from perfgate.verdict.query import gate_query, query_error_result, query_metrics
+from perfgate.verdict.values import Status
 
 PLANS = Path(__file__).parent / "plans"
 TABLE = "qgate_guests"
@@ -45,7 +47,7 @@ def tables(pg_dsn: str) -> None:
     asyncio.run(_create(pg_dsn))
 
 
-async def _gate(dsn: str, query: Query, defaults: Defaults | None = None) -> Result:
+async def _gate(dsn: str, query: Query, defaults: Defaults | None = None) -> Verdict:
     conn = await asyncpg.connect(dsn)
     try:
         m = await measure_query(conn, query)
@@ -99,26 +101,27 @@ def test_metrics_single_run_has_no_interval() -> None:
 def test_within_budget_passes_and_carries_the_details() -> None:
     budget = QueryBudget(limits={"execution_ms": 50.0, "max_buffers": 20, "max_rows": 10})
     result = gate_query(_q(budget), _stored("index_scan"), Defaults(), source="budgets.yaml:3")
-    assert result.status == PASSED
+    assert result.status == Status.PASSED
     assert result.kind == "query"
     assert result.description == "SELECT * FROM guests"
     assert [c.metric for c in result.checks] == ["execution_ms", "max_buffers", "max_rows"]
     details = result.details
-    assert details["failures"] == []
-    assert details["access_paths"] == ["guests: Index Scan using guests_wedding_name_idx"]
-    assert details["plan_tree"].startswith("Limit")
-    assert len(details["fingerprint"]) == len(details["coarse_fingerprint"]) == 16
-    assert [n["path"] for n in details["nodes"]] == ["0", "0.0"]
-    assert details["server_version"] == "15.20"
-    assert details["settings"] == {"work_mem": "4MB"}
-    Plan.from_json({"schema": 1, "nodes": details["nodes"]})  # the node list rebuilds a plan
-    assert Result.from_json(result.to_json()) == result
+    assert isinstance(details, QueryDetails)
+    assert result.failures == ()
+    assert details.access_paths == ("guests: Index Scan using guests_wedding_name_idx",)
+    assert details.plan_tree.startswith("Limit")
+    assert len(details.fingerprint) == len(details.coarse_fingerprint) == 16
+    assert details.plan is not None
+    assert [n.path for n in details.plan.nodes()] == ["0", "0.0"]
+    assert details.server_version == "15.20"
+    assert details.settings == {"work_mem": "4MB"}
+    assert Verdict.from_json(result.to_json()) == result
 
 
 def test_over_budget_fails_with_each_limit_named() -> None:
     budget = QueryBudget(limits={"max_buffers": 100, "max_temp_blocks": 0, "planning_ms": 5})
     result = gate_query(_q(budget), _stored("external_sort"), Defaults(), source=None)
-    assert result.status == FAILED
+    assert result.status == Status.FAILED
     failed = {c.metric: c for c in result.failed_checks}
     assert set(failed) == {"max_buffers", "max_temp_blocks"}
     assert "max_buffers 935 > limit 100" in result.explain()
@@ -129,8 +132,8 @@ def test_no_seq_scan_names_the_node_relation_rows_and_buffers() -> None:
     result = gate_query(
         _q(QueryBudget(no_seq_scan=True)), _stored("seq_scan_filter"), Defaults(), source=None
     )
-    assert result.status == FAILED
-    assert result.details["failures"] == [
+    assert result.status == Status.FAILED
+    assert list(result.failures) == [
         "no_seq_scan: Seq Scan on guests (node 0.0.0) returned 100 rows "
         "(99,900 more removed by Filter (wedding_id = 42)), 936 buffers; "
         "the table has 935 pages (seq_scan_min_pages: 8)"
@@ -142,22 +145,22 @@ def test_no_seq_scan_allows_a_table_smaller_than_seq_scan_min_pages() -> None:
     budget = QueryBudget(no_seq_scan=True)
     assert (
         gate_query(_q(budget), measured, Defaults(seq_scan_min_pages=936), source=None).status
-        == PASSED
+        == Status.PASSED
     )
     assert (
         gate_query(_q(budget), measured, Defaults(seq_scan_min_pages=935), source=None).status
-        == FAILED
+        == Status.FAILED
     )
     assert gate_query(_q(budget), measured, Defaults(seq_scan_min_pages=0), source=None).status == (
-        FAILED
+        Status.FAILED
     )
 
 
 def test_forbid_patterns() -> None:
     budget = QueryBudget(forbid=("Sort Method: external*", "Nested Loop*"))
     result = gate_query(_q(budget), _stored("external_sort"), Defaults(), source=None)
-    assert result.status == FAILED
-    assert result.details["failures"] == [
+    assert result.status == Status.FAILED
+    assert list(result.failures) == [
         "forbid: node 0: 'Sort Method: external merge' matches forbidden 'Sort Method: external*'"
     ]
 
@@ -165,32 +168,32 @@ def test_forbid_patterns() -> None:
 def test_plan_rule_levels_decide_between_failing_and_reporting() -> None:
     m = _stored("external_sort")
     warned = gate_query(_q(), m, Defaults(), source=None)
-    assert warned.status == PASSED
-    assert [f["rule"] for f in warned.details["findings"]] == ["disk-spill"]
-    assert warned.details["findings"][0]["severity"] == "warning"
-    assert warned.details["findings"][0]["node"] == "0"
+    assert warned.status == Status.PASSED
+    assert [f.rule for f in findings_of(warned)] == ["disk-spill"]
+    assert findings_of(warned)[0].severity == "warning"
+    assert findings_of(warned)[0].path == "0"
 
     rules = dict.fromkeys(PLAN_RULES, "warning") | {"disk-spill": "error"}
     failed = gate_query(_q(), m, Defaults(plan_rules=rules), source=None)
-    assert failed.status == FAILED
-    assert failed.details["failures"][0].startswith("plan rule disk-spill: Sort spilled to disk")
+    assert failed.status == Status.FAILED
+    assert failed.failures[0].startswith("plan rule disk-spill: Sort spilled to disk")
 
     off = gate_query(_q(), m, Defaults(plan_rules={"disk-spill": "off"}), source=None)
-    assert off.details["findings"] == []
+    assert findings_of(off) == ()
 
 
 def test_seq_scan_rule_uses_relation_pages() -> None:
     m = _stored("seq_scan_filter")
     result = gate_query(_q(), m, Defaults(seq_scan_min_pages=8), source=None)
-    seq = [f for f in result.details["findings"] if f["rule"] == "seq-scan-filter"]
-    assert "935 pages" in seq[0]["message"]
-    assert seq[0]["relation"] == "guests"
+    seq = [f for f in findings_of(result) if f.rule == "seq-scan-filter"]
+    assert "935 pages" in seq[0].message
+    assert seq[0].relation == "guests"
 
 
 def test_error_result() -> None:
     error = QueryError("query 'q': syntax error at or near \"FORM\"")
     result = query_error_result(_q(), error, "budgets.yaml:9")
-    assert result.status == ERROR
+    assert result.status == Status.ERROR
     assert result.error == 'syntax error at or near "FORM"'  # the result names the query
     assert result.source == "budgets.yaml:9"
     assert "query 'q' (SELECT * FROM guests) could not be measured: syntax" in result.explain()
@@ -204,13 +207,13 @@ async def test_statuses_on_a_real_query(pg_dsn: str, tables: None) -> None:
     sql = f"SELECT * FROM {TABLE} WHERE wedding_id = $1"
     generous = QueryBudget(limits={"execution_ms": 5000, "max_buffers": 1000, "max_rows": 50})
     passed = await _gate(pg_dsn, Query(name="ok", sql=sql, params=(4,), runs=5, budget=generous))
-    assert passed.status == PASSED, passed.explain()
+    assert passed.status == Status.PASSED, passed.explain()
     assert passed.metrics["rows"].value == 50
     assert not math.isnan(passed.metrics["execution_ms"].value)
 
     tight = QueryBudget(limits={"max_rows": 10})
     failed = await _gate(pg_dsn, Query(name="tight", sql=sql, params=(4,), runs=2, budget=tight))
-    assert failed.status == FAILED
+    assert failed.status == Status.FAILED
     assert "max_rows 50 > limit 10" in failed.explain()
 
 
@@ -224,8 +227,8 @@ async def test_no_seq_scan_on_a_real_query(pg_dsn: str, tables: None) -> None:
         budget=QueryBudget(no_seq_scan=True),
     )
     result = await _gate(pg_dsn, q)
-    assert result.status == FAILED
-    (failure,) = result.details["failures"]
+    assert result.status == Status.FAILED
+    (failure,) = result.failures
     assert failure.startswith(f"no_seq_scan: Seq Scan on {TABLE} (node 0) returned 1 row")
     assert "9,999 more removed by Filter" in failure
 
@@ -239,7 +242,7 @@ async def test_require_index_passes_then_fails_after_drop_index(pg_dsn: str, tab
         runs=2,
         require_index=True,
     )
-    assert (await _gate(pg_dsn, q)).status == PASSED
+    assert (await _gate(pg_dsn, q)).status == Status.PASSED
 
     conn = await asyncpg.connect(pg_dsn)
     try:
@@ -247,9 +250,15 @@ async def test_require_index_passes_then_fails_after_drop_index(pg_dsn: str, tab
     finally:
         await conn.close()
     result = await _gate(pg_dsn, q)
-    assert result.status == FAILED
-    assert result.details["failures"] == [
+    assert result.status == Status.FAILED
+    assert list(result.failures) == [
         f"require_index: no index serves {INDEXED} (wedding_id, name): "
         f"consider CREATE INDEX ON {INDEXED} (wedding_id, name)"
     ]
-    assert "index_plan_tree" in result.details
+    assert isinstance(result.details, QueryDetails)
+    assert result.details.index_plan_tree
+
+
+def findings_of(result: Verdict) -> tuple[Finding, ...]:
+    assert isinstance(result.details, QueryDetails)
+    return result.details.findings

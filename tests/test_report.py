@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from perfgate.exceptions import PerfgateError
+from perfgate.plan import Finding, NodeChange, parse_plan
 from perfgate.report import (
     append_step_summary,
     read_json,
@@ -27,22 +28,9 @@ from perfgate.report import (
     write_markdown,
 )
 from perfgate.report.markdown import fence, md
-from perfgate.verdict.model import (
-    ERROR,
-    FAILED,
-    IMPROVEMENT,
-    INCONCLUSIVE,
-    PASSED,
-    REGRESSION,
-    UNCHANGED,
-    WARNED,
-    BaselineInfo,
-    Comparison,
-    GateReport,
-    Metric,
-    Result,
-    check_limit,
-)
+from perfgate.verdict.details import EndpointDetails, QueryDetails
+from perfgate.verdict.model import BaselineInfo, GateReport, Verdict
+from perfgate.verdict.values import Comparison, Kind, Metric, Outcome, Status, check_limit
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = bool(os.environ.get("PERFGATE_UPDATE_GOLDEN"))
@@ -57,7 +45,7 @@ def change(value: float, low: float, high: float) -> Metric:
     return Metric(value, "ratio", low, high, 0.95)
 
 
-def clients_list() -> Result:
+def clients_list() -> Verdict:
     """An endpoint over its p99 budget, slower than the baseline at p95."""
     metrics = {
         "p50_ms": ms(41.0, 38.2, 44.9),
@@ -85,7 +73,7 @@ def clients_list() -> Result:
         current=metrics["p95_ms"],
         change=change(0.215, 0.121, 0.304),
         threshold=0.10,
-        outcome=REGRESSION,
+        outcome=Outcome.REGRESSION,
         reason="+21.5% [+12.1%, +30.4%] is above the 10% threshold, and so is the whole interval",
     )
     unchanged = Comparison(
@@ -94,34 +82,36 @@ def clients_list() -> Result:
         current=metrics["p50_ms"],
         change=change(0.02, -0.04, 0.08),
         threshold=0.10,
-        outcome=UNCHANGED,
+        outcome=Outcome.UNCHANGED,
         reason="the interval lies within ±10%",
     )
-    return Result(
+    return Verdict(
         name="clients-list",
-        kind="endpoint",
-        status=FAILED,
+        kind=Kind.ENDPOINT,
+        status=Status.FAILED,
         metrics=metrics,
         checks=checks,
         source="budgets.yaml:14",
         description="GET /api/clients?supplier_id=7",
-        details={"error_summary": ["HTTP 503 ×12"], "concurrency": 8, "requests": 400},
+        details=EndpointDetails(
+            requests=400, concurrency=8, warmup=30, error_summary=("HTTP 503 ×12",)
+        ),
         comparisons=(regression, unchanged),
     )
 
 
-def client_detail() -> Result:
+def client_detail() -> Verdict:
     """A pass whose interval straddles the budget, and an inconclusive comparison."""
     p95 = ms(19.8, 18.1, 21.9)
-    return Result(
+    return Verdict(
         name="client-detail",
-        kind="endpoint",
-        status=PASSED,
+        kind=Kind.ENDPOINT,
+        status=Status.PASSED,
         metrics={"p50_ms": ms(8.4, 8.1, 8.9), "p95_ms": p95, "p99_ms": ms(27.5, 24.0, 33.1)},
         checks=(check_limit("p95_ms", 20, p95),),
         source="budgets.yaml:22",
         description="GET /api/clients/{id}",
-        details={"concurrency": 4, "requests": 200},
+        details=EndpointDetails(requests=200, concurrency=4, warmup=30),
         comparisons=(
             Comparison(
                 metric="p95_ms",
@@ -129,18 +119,18 @@ def client_detail() -> Result:
                 current=p95,
                 change=change(0.031, -0.02, 0.085),
                 threshold=0.10,
-                outcome=INCONCLUSIVE,
+                outcome=Outcome.INCONCLUSIVE,
                 reason="+3.1% [-2.0%, +8.5%]: the interval reaches past neither threshold",
             ),
         ),
     )
 
 
-def export_error() -> Result:
-    return Result(
+def export_error() -> Verdict:
+    return Verdict(
         name="reports-export",
-        kind="endpoint",
-        status=ERROR,
+        kind=Kind.ENDPOINT,
+        status=Status.ERROR,
         error="TargetError: connection refused by 127.0.0.1:8000\n(after 3 attempts)",
         source="budgets.yaml:30",
         description="POST /api/reports/export",
@@ -153,18 +143,54 @@ WHERE wedding_id = $1 AND lower(name) LIKE lower($2) || '%'
 ORDER BY name
 LIMIT 50"""
 
-GUESTS_PLAN = """Limit  rows=50×1  buffers=1234
--> Sort  rows=50×1  buffers=1234
-  -> Seq Scan on guests  rows=120×1  buffers=1234  removed=49880"""
+GUESTS_PLAN = parse_plan(
+    [
+        {
+            "Plan": {
+                "Node Type": "Limit",
+                "Actual Rows": 50,
+                "Actual Loops": 1,
+                "Shared Hit Blocks": 1234,
+                "Plans": [
+                    {
+                        "Node Type": "Sort",
+                        "Actual Rows": 50,
+                        "Actual Loops": 1,
+                        "Shared Hit Blocks": 1234,
+                        "Plans": [
+                            {
+                                "Node Type": "Seq Scan",
+                                "Relation Name": "guests",
+                                "Actual Rows": 120,
+                                "Actual Loops": 1,
+                                "Shared Hit Blocks": 1234,
+                                "Rows Removed by Filter": 49880,
+                            }
+                        ],
+                    }
+                ],
+            }
+        }
+    ]
+)
+SEQ_SCAN = Finding(
+    rule="seq-scan-filter",
+    severity="error",
+    path="0.0.0",
+    node_type="Seq Scan",
+    relation="guests",
+    message="Seq Scan on guests read 50,000 rows to keep 120; an index on "
+    "(wedding_id, lower(name)) would avoid it",
+)
 
 
-def guests_by_name() -> Result:
+def guests_by_name() -> Verdict:
     """A query whose plan went from an index scan to a forbidden sequential scan."""
     buffers = Metric(1234, "count")
-    return Result(
+    return Verdict(
         name="guests-by-name",
-        kind="query",
-        status=FAILED,
+        kind=Kind.QUERY,
+        status=Status.FAILED,
         metrics={
             "execution_ms": ms(4.2, 3.9, 4.8),
             "planning_ms": ms(0.21),
@@ -175,36 +201,28 @@ def guests_by_name() -> Result:
         checks=(check_limit("buffers", 1000, buffers),),
         source="budgets.yaml:41",
         description=GUESTS_SQL,
-        details={
-            "sql": GUESTS_SQL,
-            "plan_tree": GUESTS_PLAN,
-            "findings": [
-                {
-                    "rule": "seq-scan-filter",
-                    "severity": "error",
-                    "message": "Seq Scan on guests read 50,000 rows to keep 120; an index on "
-                    "(wedding_id, lower(name)) would avoid it",
-                    "node": "0.0.0",
-                    "relation": "guests",
-                }
-            ],
-            "fingerprint": "9f2c4e1a7b3d",
-            "coarse_fingerprint": "41d0aa",
-            "access_paths": ["Seq Scan on guests"],
-            "plan_diff": [
-                {
-                    "path": "0.0.0",
-                    "change": "changed",
-                    "old": "Index Scan using guests_wedding_name_idx on guests",
-                    "new": "Seq Scan on guests",
-                    "old_rows": 120,
-                    "new_rows": 120,
-                    "old_buffers": 9,
-                    "new_buffers": 1234,
-                }
-            ],
-            "failures": ["Seq Scan on guests is forbidden"],
-        },
+        failures=("Seq Scan on guests is forbidden",),
+        details=QueryDetails(
+            sql=GUESTS_SQL,
+            plan=GUESTS_PLAN,
+            findings=(SEQ_SCAN,),
+            fingerprint="9f2c4e1a7b3d",
+            coarse_fingerprint="41d0aa",
+            access_paths=("Seq Scan on guests",),
+            plan_changes=(
+                NodeChange(
+                    kind="changed",
+                    old_path="0.0.0",
+                    new_path="0.0.0",
+                    old_label="Index Scan using guests_wedding_name_idx on guests",
+                    new_label="Seq Scan on guests",
+                    old_rows=120,
+                    new_rows=120,
+                    old_buffers=9,
+                    new_buffers=1234,
+                ),
+            ),
+        ),
         comparisons=(
             Comparison(
                 metric="access_paths",
@@ -212,7 +230,7 @@ def guests_by_name() -> Result:
                 current=Metric(math.nan, ""),
                 change=None,
                 threshold=None,
-                outcome=REGRESSION,
+                outcome=Outcome.REGRESSION,
                 reason="Index Scan on guests became Seq Scan on guests",
                 baseline_text="Index Scan using guests_wedding_name_idx on guests",
                 current_text="Seq Scan on guests",
@@ -221,13 +239,13 @@ def guests_by_name() -> Result:
     )
 
 
-def upcoming_weddings() -> Result:
+def upcoming_weddings() -> Verdict:
     """A passing query with a warning finding and an improvement."""
     execution = ms(0.84, 0.79, 0.91)
-    return Result(
+    return Verdict(
         name="upcoming-weddings",
-        kind="query",
-        status=PASSED,
+        kind=Kind.QUERY,
+        status=Status.PASSED,
         metrics={
             "execution_ms": execution,
             "buffers": Metric(12, "count"),
@@ -236,18 +254,20 @@ def upcoming_weddings() -> Result:
         checks=(check_limit("execution_ms", 5, execution),),
         source="budgets.yaml:55",
         description="SELECT * FROM weddings WHERE date >= current_date ORDER BY date LIMIT 30",
-        details={
-            "findings": [
-                {
-                    "rule": "heap-fetches",
-                    "severity": "warning",
-                    "message": "Index Only Scan fetched 30 rows from the heap; VACUUM sets "
+        details=QueryDetails(
+            sql="SELECT * FROM weddings WHERE date >= current_date ORDER BY date LIMIT 30",
+            findings=(
+                Finding(
+                    rule="heap-fetches",
+                    severity="warning",
+                    path="0.0",
+                    node_type="Index Only Scan",
+                    relation="weddings",
+                    message="Index Only Scan fetched 30 rows from the heap; VACUUM sets "
                     "the visibility map",
-                    "node": "0.0",
-                    "relation": "weddings",
-                }
-            ],
-        },
+                ),
+            ),
+        ),
         comparisons=(
             Comparison(
                 metric="execution_ms",
@@ -255,7 +275,7 @@ def upcoming_weddings() -> Result:
                 current=execution,
                 change=change(-0.359, -0.41, -0.30),
                 threshold=0.10,
-                outcome=IMPROVEMENT,
+                outcome=Outcome.IMPROVEMENT,
                 reason="-35.9% [-41.0%, -30.0%]: faster beyond the threshold",
             ),
         ),
@@ -299,7 +319,7 @@ def failing_report() -> GateReport:
 
 
 def warn_only_report() -> GateReport:
-    over = replace(clients_list(), status=WARNED, comparisons=())
+    over = replace(clients_list(), status=Status.WARNED, comparisons=())
     return GateReport(
         results=(over, replace(client_detail(), comparisons=())),
         environment={"python": "3.11.7", "perfgate": "0.1.0", "database": "embedded"},
@@ -405,16 +425,17 @@ def test_markdown_escapes_user_text_everywhere(name: str) -> None:
         name=name,
         description=name,
         error=name,
-        details={"error_summary": [name], "failures": [name]},
+        details=EndpointDetails(requests=400, concurrency=8, warmup=30, error_summary=(name,)),
+        failures=(name,),
         comparisons=(replace(clients_list().comparisons[0], reason=name),),
     )
     query = replace(
         guests_by_name(),
         name=name,
-        details={
-            **guests_by_name().details,
-            "findings": [{"rule": name, "severity": "error", "message": name, "relation": name}],
-        },
+        details=replace(
+            query_details(guests_by_name()),
+            findings=(replace(SEQ_SCAN, rule=name, message=name, relation=name),),
+        ),
     )
     report = replace(
         failing_report(),
@@ -571,7 +592,7 @@ def test_json_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "perfgate.json"
     write_json(report, path)
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["schema"] == 1
+    assert data["schema"] == 2
     assert data["status"] == "failed"
     assert list(data) == [
         "schema",
@@ -611,7 +632,7 @@ def test_json_has_no_nan(tmp_path: Path) -> None:
         export_error(),
         metrics={"p95_ms": broken},
         checks=(check_limit("p95_ms", 200, broken),),
-        details={"requests": math.inf},
+        details=EndpointDetails(requests=400, concurrency=8, warmup=30),
     )
     path = tmp_path / "r.json"
     write_json(replace(failing_report(), results=(result,)), path)
@@ -621,7 +642,7 @@ def test_json_has_no_nan(tmp_path: Path) -> None:
     entry = json.loads(text)["results"][0]
     assert entry["metrics"]["p95_ms"]["value"] is None
     assert entry["checks"][0]["interval"] == [None, None]
-    assert entry["details"]["requests"] is None
+    assert entry["details"]["requests"] == 400
 
 
 def test_atomic_writes_leave_no_temp_files(tmp_path: Path) -> None:
@@ -651,8 +672,15 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
         (None, r"missing\.json: cannot read the perfgate results file: No such file"),
         ("{not json", r"bad\.json:1: not valid JSON: Expecting property name"),
         ("[1, 2]", r"bad\.json: not a perfgate results file: expected a JSON object, got list"),
-        ('{"schema": 2}', r"bad\.json: expected a perfgate results file with schema 1, got 2"),
-        ('{"schema": 1, "results": [{"kind": "query"}]}', r"bad\.json: not a perfgate results"),
+        ('{"schema": 3}', r"bad\.json: unsupported schema 3 \(this perfgate reads results files"),
+        (
+            '{"schema": 1, "results": [{"kind": "query"}]}',
+            r"bad\.json: not a perfgate results file: results\[0\]: missing key 'name'",
+        ),
+        (
+            '{"schema": 2, "results": [{"kind": "query", "name": "q", "status": "bogus"}]}',
+            r"bad\.json: .*results\[0\]: status: expected one of 'passed', 'failed'",
+        ),
     ],
 )
 def test_read_json_names_the_file(tmp_path: Path, content: str | None, message: str) -> None:
@@ -699,7 +727,12 @@ def test_step_summary_unwritable_raises_perfgate_error(tmp_path: Path) -> None:
 
 def test_code_blocks_keep_their_blank_lines() -> None:
     sql = "SELECT 1\n\n\n\n-- ``` not the end\nFROM t"
-    query = replace(guests_by_name(), details={"sql": sql})
+    query = replace(guests_by_name(), details=QueryDetails(sql=sql))
     text = render_markdown(replace(failing_report(), results=(query,)))
     assert "````sql\n" + sql + "\n````\n" in text
     assert "\n\n\n" not in text.replace(sql, "")
+
+
+def query_details(result: Verdict) -> QueryDetails:
+    assert isinstance(result.details, QueryDetails)
+    return result.details

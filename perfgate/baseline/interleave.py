@@ -24,8 +24,11 @@ from perfgate.budgets import load_config
 from perfgate.budgets.model import Endpoint
 from perfgate.exceptions import BaselineError, PerfgateError
 from perfgate.gate import Gate
-from perfgate.verdict.compare import compare_results, needs_more, overall, per_look, pool
-from perfgate.verdict.model import ERROR, FAILED, REGRESSION, BaselineInfo, Comparison, Result
+from perfgate.verdict.details import RoundsMode
+from perfgate.verdict.model import BaselineInfo, Verdict
+from perfgate.verdict.pooling import pool
+from perfgate.verdict.rounds import judged, settle
+from perfgate.verdict.values import Status
 
 BLOCKS = 6  # per side and round: enough alternation to average out swings of a few seconds
 
@@ -38,28 +41,39 @@ class Interleaved:
     budgets: Path  # the branch's budgets file; the same path is read in the base checkout
     ref: str
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    _sha: str | None = None
     _worktree: Path | None = None
     _gate: Gate | None = None
+    _failed: str | None = None  # why the base side could not be set up: not tried again
     info: BaselineInfo | None = None
     problems: list[str] = field(default_factory=list)
 
     def _start(self) -> Gate:
         if self._gate is not None:
             return self._gate
+        if self._failed is not None:
+            raise BaselineError(self._failed)
+        try:
+            self._gate = self._set_up()
+        except PerfgateError as exc:
+            self._failed = str(exc)
+            self.problems.append(f"not interleaved: {exc}")
+            self._remove_worktree()  # nothing of a failed setup stays behind
+            raise
+        return self._gate
+
+    def _set_up(self) -> Gate:
         repo = open_repo(self.root)
         sha = resolve(repo, self.ref)
         if sha is None:
             raise BaselineError(f"--perfgate-interleave={self.ref}: no such commit")
         top = Path(run(repo, "rev-parse", "--show-toplevel"))
-        worktree = Path(tempfile.mkdtemp(prefix="perfgate-base-"))
-        run(repo, "worktree", "add", "--detach", "--force", str(worktree), sha)
-        self._sha, self._worktree = sha, worktree
+        self._worktree = Path(tempfile.mkdtemp(prefix="perfgate-base-"))
+        run(repo, "worktree", "add", "--detach", "--force", str(self._worktree), sha)
         try:
             relative = self.budgets.resolve().relative_to(top.resolve())
         except ValueError:
             raise BaselineError(f"{self.budgets} is not inside the repository {top}") from None
-        base_budgets = worktree / relative
+        base_budgets = self._worktree / relative
         if not base_budgets.is_file():
             raise BaselineError(f"{relative} does not exist at {sha[:10]}: nothing to compare with")
         config = load_config(base_budgets, self.environ)
@@ -68,7 +82,6 @@ class Interleaved:
                 "interleaving starts the base commit's own server, so it needs target.command "
                 f"(this budgets file uses target.{config.target.kind})"
             )
-        self._gate = Gate(config, environ=self.environ)
         date = run(repo, "show", "-s", "--format=%cI", sha)
         self.info = BaselineInfo(
             commit=sha,
@@ -76,60 +89,64 @@ class Interleaved:
             how=f"--perfgate-interleave={self.ref}: measured in this job, in alternating blocks",
             source=f"git worktree of {sha[:10]}",
         )
-        return self._gate
+        return Gate.for_config(config, dict(self.environ))
 
-    def judge(self, endpoint: Endpoint, current: Gate, result: Result, source: str) -> Result:
+    def judge(self, endpoint: Endpoint, current: Gate, result: Verdict, source: str) -> Verdict:
         """Compare ``endpoint`` on both sides, block by block; budgets stay round one's verdict."""
-        if result.status == ERROR:
+        if result.status == Status.ERROR:
             return result
         try:
             base_gate = self._start()
-        except PerfgateError as exc:
-            if str(exc) not in self.problems:
-                self.problems.append(f"not interleaved: {exc}")
+        except PerfgateError:
             return result
-        policy = endpoint.regression
-        looks = per_look(policy)
         block = dataclasses.replace(
             endpoint, requests=max(endpoint.requests // BLOCKS, 10), warmup=0
         )
-        warm = dataclasses.replace(endpoint, requests=1)
         base_gate.begin_item()
-        base_gate.run_endpoint(warm, source)  # start it and warm it up like the current side
-        base: Result | None = None
-        cur: Result | None = None
-        comparisons: tuple[Comparison, ...] = ()
-        rounds = 0
-        while rounds < policy.max_rounds:
-            rounds += 1
+        # Start the base side and warm it up as the current side was.
+        base_gate.run_endpoint(dataclasses.replace(endpoint, requests=1), source)
+
+        def one_round() -> tuple[Verdict, Verdict] | None:
+            base: Verdict | None = None
+            cur: Verdict | None = None
             for _ in range(BLOCKS):
                 c = current.run_endpoint(block, source)
                 b = base_gate.run_endpoint(block, source)
-                if ERROR in (b.status, c.status):
-                    failed = b if b.status == ERROR else c
+                if Status.ERROR in (b.status, c.status):
+                    failed = b if b.status == Status.ERROR else c
                     self.problems.append(f"{endpoint.name}: not interleaved: {failed.error}")
-                    return result
+                    return None
                 cur = c if cur is None else pool(cur, c)
                 base = b if base is None else pool(base, b)
-            assert base is not None
+            assert base is not None  # BLOCKS >= 1
             assert cur is not None
-            comparisons = compare_results(base, cur, looks, seed=rounds)
-            if not needs_more(comparisons):
-                break
-        status = result.status
-        if overall(comparisons, policy) == REGRESSION:
-            status = FAILED
-        details = {**result.details, "interleaved": {"blocks": BLOCKS, "rounds": rounds}}
-        return dataclasses.replace(result, comparisons=comparisons, details=details, status=status)
+            return base, cur
+
+        first = one_round()
+        if first is None:
+            return result
+        settled = settle(*first, one_round, endpoint.regression)
+        return judged(result, settled, endpoint.regression, RoundsMode.INTERLEAVED, BLOCKS)
 
     def close(self) -> None:
         """Stop the base target, drop its database, remove the worktree."""
         try:
             if self._gate is not None:
-                self._gate.close()
+                gate, self._gate = self._gate, None
+                gate.close()
         finally:
-            if self._worktree is not None:
-                repo = open_repo(self.root)
-                try_run(repo, "worktree", "remove", "--force", str(self._worktree))
-                shutil.rmtree(self._worktree, ignore_errors=True)
-                try_run(repo, "worktree", "prune")
+            self._remove_worktree()
+
+    def _remove_worktree(self) -> None:
+        if self._worktree is None:
+            return
+        worktree, self._worktree = self._worktree, None
+        try:
+            repo = open_repo(self.root)
+        except BaselineError:
+            repo = None
+        if repo is not None:
+            try_run(repo, "worktree", "remove", "--force", str(worktree))
+        shutil.rmtree(worktree, ignore_errors=True)
+        if repo is not None:
+            try_run(repo, "worktree", "prune")

@@ -11,7 +11,7 @@ from typing import Any
 
 from perfgate import __version__
 from perfgate.exceptions import BaselineError
-from perfgate.verdict.model import GateReport, Result, without_nan
+from perfgate.verdict.model import GateReport, Verdict, without_nan
 
 BASELINE_SCHEMA = 1
 
@@ -38,7 +38,7 @@ class BaselineRecord:
     created_at: str  # ISO 8601, UTC: when the run was measured
     perfgate_version: str
     environment: Mapping[str, Any] = field(default_factory=dict)
-    results: tuple[Result, ...] = ()
+    results: tuple[Verdict, ...] = ()
     dirty: bool = False  # the work tree had uncommitted changes: labelled, not hidden
     schema: int = BASELINE_SCHEMA
 
@@ -57,7 +57,7 @@ class BaselineRecord:
             dirty=dirty,
         )
 
-    def result(self, kind: str, name: str) -> Result | None:
+    def result(self, kind: str, name: str) -> Verdict | None:
         """The stored result of one gated item, if this run had it."""
         return next((r for r in self.results if r.kind == kind and r.name == name), None)
 
@@ -93,7 +93,7 @@ class BaselineRecord:
         results = []
         for i, item in enumerate(data["results"]):
             try:
-                results.append(Result.from_json(item))
+                results.append(Verdict.from_json(item))
             except KeyError as e:
                 raise BaselineError(f"results[{i}]: missing key {e}") from e
             except (TypeError, ValueError, AttributeError) as e:

@@ -12,23 +12,17 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from perfgate.baseline import BaselineRecord, BaselineStore, GitRefStore, find_baseline, head_commit
 from perfgate.baseline import open_store as _open_store
 from perfgate.baseline.gitcmd import has_remote, open_repo, resolve
 from perfgate.budgets.model import RegressionPolicy
-from perfgate.exceptions import BaselineError, PlanError
-from perfgate.plan import Plan, diff_plans
-from perfgate.verdict.compare import (
-    compare_results,
-    environment_differences,
-    needs_more,
-    overall,
-    per_look,
-    pool,
-)
-from perfgate.verdict.model import ERROR, FAILED, REGRESSION, BaselineInfo, GateReport, Result
+from perfgate.exceptions import BaselineError
+from perfgate.verdict.details import RoundsMode
+from perfgate.verdict.environment import environment_differences
+from perfgate.verdict.model import BaselineInfo, GateReport, Verdict
+from perfgate.verdict.rounds import judged, settle
+from perfgate.verdict.values import Status
 
 
 @dataclass(slots=True)
@@ -71,48 +65,26 @@ class BaselineSession:
 
     def judge(
         self,
-        result: Result,
+        result: Verdict,
         policy: RegressionPolicy,
-        remeasure: Callable[[], Result],
-        environment: Mapping[str, Any],
-    ) -> Result:
+        remeasure: Callable[[], Verdict],
+        environment: Mapping[str, object],
+    ) -> Verdict:
         """Compare with the baseline's result of the same name, measuring again while unclear."""
         self.load()
-        if self.record is None or result.status == ERROR:
+        if self.record is None or result.status == Status.ERROR:
             return result
         base = self.record.result(result.kind, result.name)
         if base is None:
             return result
-        reasons = environment_differences(self.record.environment, environment)
-        # Each extra round is another look at the data: split alpha across the looks
-        # (Bonferroni) so re-measuring until it is clear cannot inflate false alarms.
-        looks = per_look(policy)
-        comparisons = compare_results(base, result, looks, env_reasons=reasons)
-        pooled, rounds = result, 1
-        while needs_more(comparisons) and rounds < policy.max_rounds:
+
+        def next_round() -> tuple[Verdict | None, Verdict] | None:
             more = remeasure()
-            if more.status == ERROR:
-                break
-            pooled = pool(pooled, more)
-            rounds += 1
-            comparisons = compare_results(base, pooled, looks, env_reasons=reasons, seed=rounds)
-        if rounds > 1:
-            note = f"; {rounds} rounds of measurement pooled"
-            comparisons = tuple(
-                dataclasses.replace(c, reason=c.reason + note) if c.metric.endswith("_ms") else c
-                for c in comparisons
-            )
-        # The budget checks and the table stay those of the first round, so every figure shown
-        # next to a verdict is the one that verdict was made on; the comparisons use all rounds.
-        details = {**result.details, "baseline_rounds": rounds}
-        if result.kind == "query":
-            diff = plan_diff(base.details, result.details)
-            if diff:
-                details["plan_diff"] = diff
-        status = result.status
-        if overall(comparisons, policy) == REGRESSION and status != ERROR:
-            status = FAILED
-        return dataclasses.replace(result, comparisons=comparisons, details=details, status=status)
+            return None if more.status == Status.ERROR else (None, more)
+
+        reasons = environment_differences(self.record.environment, environment)
+        settled = settle(base, result, next_round, policy, env_reasons=reasons)
+        return judged(result, settled, policy, RoundsMode.STORED)
 
     def save(self, report: GateReport, *, publish: bool) -> str:
         """Record the run for HEAD (labelled dirty if the work tree has changes); push if asked."""
@@ -130,30 +102,6 @@ class BaselineSession:
             else:
                 message += f"; not pushed: no remote named {store.remote!r}"
         return message
-
-
-def plan_diff(base: Mapping[str, Any], current: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The plan nodes that changed since the baseline, for the report's side-by-side."""
-    if not isinstance(base.get("nodes"), list) or not isinstance(current.get("nodes"), list):
-        return []
-    try:
-        old = Plan.from_json({"schema": 1, "nodes": base["nodes"]})
-        new = Plan.from_json({"schema": 1, "nodes": current["nodes"]})
-    except PlanError:
-        return []
-    return [
-        {
-            "path": c.new_path or c.old_path,
-            "change": c.kind,
-            "old": c.old_label,
-            "new": c.new_label,
-            "old_rows": c.old_rows,
-            "new_rows": c.new_rows,
-            "old_buffers": c.old_buffers,
-            "new_buffers": c.new_buffers,
-        }
-        for c in diff_plans(old, new)
-    ]
 
 
 def check_compare_target(root: Path, value: str) -> str | None:

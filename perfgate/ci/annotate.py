@@ -12,15 +12,8 @@ import re
 from dataclasses import dataclass
 
 from perfgate.redact import redact_text
-from perfgate.verdict.model import (
-    ERROR,
-    FAILED,
-    INCONCLUSIVE,
-    REGRESSION,
-    WARNED,
-    GateReport,
-    Result,
-)
+from perfgate.verdict.model import GateReport, Verdict
+from perfgate.verdict.values import Outcome, Status
 
 ERROR_LEVEL, WARNING_LEVEL = "error", "warning"
 MESSAGE_LIMIT = 4000  # GitHub shows long annotations cut anyway; keep the log readable
@@ -83,18 +76,18 @@ def collect_annotations(report: GateReport) -> list[Annotation]:
     return out
 
 
-def annotate(result: Result) -> Annotation | None:
+def annotate(result: Verdict) -> Annotation | None:
     """The annotation one result deserves, or None when it passed cleanly."""
     file, line = parse_source(result.source)
     what = f"{result.kind} {result.name}"
-    if result.status == ERROR:
+    if result.status == Status.ERROR:
         title, level = f"perfgate: {what} could not be measured", ERROR_LEVEL
         message = result.explain()
-    elif result.status in (FAILED, WARNED):
-        regressed = any(c.outcome == REGRESSION for c in result.comparisons)
-        over = bool(result.failed_checks or result.details.get("failures"))
+    elif result.status in (Status.FAILED, Status.WARNED):
+        regressed = any(c.outcome == Outcome.REGRESSION for c in result.comparisons)
+        over = bool(result.failed_checks or result.failures)
         problem = "over budget" if over or not regressed else "slower than the baseline"
-        if result.status == WARNED:
+        if result.status == Status.WARNED:
             title, level = f"perfgate: {what} {problem} (warn-only)", WARNING_LEVEL
         else:
             title, level = f"perfgate: {what} {problem}", ERROR_LEVEL
@@ -104,12 +97,12 @@ def annotate(result: Result) -> Annotation | None:
         lines += [
             f"{c.metric}: inconclusive against the baseline: {c.reason}"
             for c in result.comparisons
-            if c.outcome == INCONCLUSIVE
+            if c.outcome == Outcome.INCONCLUSIVE
         ]
         lines += [
             f"{c.metric}: slower than the baseline: {c.reason}"
             for c in result.comparisons
-            if c.outcome == REGRESSION
+            if c.outcome == Outcome.REGRESSION
         ]
         if not lines:
             return None

@@ -20,7 +20,8 @@ from perfgate import __version__
 from perfgate.exceptions import PerfgateError
 from perfgate.redact import redact_text
 from perfgate.report.cells import headline_parts
-from perfgate.verdict.model import FAILED, REGRESSION, GateReport
+from perfgate.verdict.model import GateReport
+from perfgate.verdict.values import Outcome, Status
 
 WORST_LIMIT = 5
 LINE_WIDTH = 200
@@ -58,7 +59,7 @@ def build_alert(report: GateReport, env: Mapping[str, str], run_url: str | None)
     repo = env.get("GITHUB_REPOSITORY", "")
     branch = env.get("GITHUB_REF_NAME", "") or env.get("GITHUB_REF", "").removeprefix("refs/heads/")
     where = " ".join(x for x in (repo, branch) if x)
-    failed = report.status == FAILED
+    failed = report.status == Status.FAILED
     verdict = "failed" if failed else "passed"
     title = f"perfgate: the gate {verdict}" + (f" on {where}" if where else "")
     items, outcomes = headline_parts(report)
@@ -72,7 +73,7 @@ def worst_lines(report: GateReport, limit: int = WORST_LIMIT) -> tuple[str, ...]
     regressions: list[tuple[float, str]] = []
     for r in report.results:
         for c in r.comparisons:
-            if c.outcome != REGRESSION:
+            if c.outcome != Outcome.REGRESSION:
                 continue
             size = c.change.value if c.change is not None else math.inf
             size = size if math.isfinite(size) else math.inf
@@ -97,7 +98,7 @@ def skip_reason(
     default_branch: str | None,
 ) -> str | None:
     """Why no alert should be sent, or None to send (default_branch None: any branch)."""
-    if only_on_failure and report.status != FAILED:
+    if only_on_failure and report.status != Status.FAILED:
         return "the gate passed (pass --no-only-on-failure to be told anyway)"
     if default_branch is not None:
         ref = env.get("GITHUB_REF", "")

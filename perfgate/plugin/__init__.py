@@ -47,7 +47,7 @@ from perfgate.report import (
     write_json,
     write_markdown,
 )
-from perfgate.verdict.model import GateReport, Result
+from perfgate.verdict.model import GateReport, Verdict
 
 HOW_TO_RUN = "perfgate measurements run only with --perfgate (e.g. `pytest --perfgate`)"
 ADJUSTED = pytest.StashKey[list[str]]()  # options from addopts that --perfgate switched off
@@ -232,7 +232,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(f"perfgate: {exc}") from None
     config.stash[CONFIG] = loaded
-    config.stash[GATE] = Gate(loaded, environ=environ)
+    config.stash[GATE] = Gate.for_config(loaded, environ)
     _quiet_addopts_xdist(config)
     for option in config.stash.get(ADJUSTED, []):
         config.stash[NOTES].append(
@@ -410,7 +410,7 @@ def perfgate_dsn(request: pytest.FixtureRequest) -> str:
     if not config.stash[SETTINGS].enabled:
         pytest.skip(HOW_TO_RUN)
     try:
-        return config.stash[GATE].database().dsn
+        return config.stash[GATE].system.database().dsn
     except PerfgateError as exc:
         pytest.fail(f"perfgate: {exc}", pytrace=False)
 
@@ -490,7 +490,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         return
     data = json.loads(payload)
     config = node.config
-    config.stash[RESULTS].extend(Result.from_json(r) for r in data["results"])
+    config.stash[RESULTS].extend(Verdict.from_json(r) for r in data["results"])
     if data.get("environment"):
         config.stash[WORKER_ENV] = data["environment"]
 

@@ -10,7 +10,7 @@ from typing import Any
 from perfgate.budgets import endpoint_from_mapping, query_from_mapping
 from perfgate.budgets.model import Endpoint, RegressionPolicy
 from perfgate.gate import Gate
-from perfgate.verdict.model import Result
+from perfgate.verdict.model import Verdict
 
 
 @dataclass(slots=True)
@@ -19,8 +19,8 @@ class PerfgateFixture:
 
     gate: Gate
     nodeid: str
-    record: Callable[[Result], Result]
-    judge: Callable[[RegressionPolicy, Callable[[], Result], Endpoint | None], Result]
+    record: Callable[[Verdict], Verdict]
+    judge: Callable[[RegressionPolicy, Callable[[], Verdict], Endpoint | None], Verdict]
     _count: int = field(default=0)
 
     def _name(self, name: str | None, what: str) -> str:
@@ -45,7 +45,7 @@ class PerfgateFixture:
         body: str | None = None,
         expect_status: int | Sequence[int] | None = None,
         timeout: str | float | None = None,
-    ) -> Result:
+    ) -> Verdict:
         """Measure ``METHOD path`` against the budgets file's target; fail the test on a breach."""
         raw: dict[str, Any] = {"request": f"{method.upper()} {path}"}
         for key, value in (
@@ -74,7 +74,7 @@ class PerfgateFixture:
             has_login=config.target.login is not None,
         )
 
-        def measure() -> Result:
+        def measure() -> Verdict:
             return self.gate.run_endpoint(endpoint, self.nodeid)
 
         # The gate's own loop thread does the measuring; this loop only waits for it.
@@ -92,7 +92,7 @@ class PerfgateFixture:
         generic_plan: bool = False,
         setup_sql: Sequence[str] = (),
         statement_timeout: str | float | None = None,
-    ) -> Result:
+    ) -> Verdict:
         """EXPLAIN ANALYZE ``sql`` on the scratch database and gate it like a budgets.yaml query."""
         raw: dict[str, Any] = {"sql": sql, "params": list(params)}
         for key, value in (
@@ -108,7 +108,7 @@ class PerfgateFixture:
         config = self.gate.config
         query = query_from_mapping(name, raw, config.defaults, origin=self.nodeid, root=config.root)
 
-        def measure() -> Result:
+        def measure() -> Verdict:
             return self.gate.run_query(query, self.nodeid)
 
         result = await asyncio.to_thread(self.judge, query.regression, measure, None)

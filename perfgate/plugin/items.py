@@ -19,13 +19,14 @@ from perfgate.budgets.model import Config, Endpoint, Query, RegressionPolicy
 from perfgate.exceptions import PerfgateError
 from perfgate.gate import Gate
 from perfgate.plugin.options import Settings
-from perfgate.verdict.model import ERROR, FAILED, WARNED, GateReport, Result
+from perfgate.verdict.model import GateReport, Verdict
+from perfgate.verdict.values import Status
 
 # Session state, all in config.stash (never module globals).
 SETTINGS = pytest.StashKey[Settings]()
 CONFIG = pytest.StashKey[Config]()
 GATE = pytest.StashKey[Gate]()
-RESULTS = pytest.StashKey[list[Result]]()
+RESULTS = pytest.StashKey[list[Verdict]]()
 REPORT = pytest.StashKey[GateReport]()
 WRITTEN = pytest.StashKey[list[str]]()
 NOTES = pytest.StashKey[list[str]]()  # baseline saved / not found / unreadable, for the summary
@@ -56,7 +57,7 @@ class GateItem(pytest.Item):
         self.add_marker("perfgate")
         self.add_marker(pytest.mark.xdist_group("perfgate"))
 
-    def measure(self, gate: Gate, source: str) -> Result:
+    def measure(self, gate: Gate, source: str) -> Verdict:
         raise NotImplementedError
 
     @property
@@ -88,7 +89,7 @@ class EndpointItem(GateItem):
         self.endpoint = endpoint
         self.line = endpoint.line
 
-    def measure(self, gate: Gate, source: str) -> Result:
+    def measure(self, gate: Gate, source: str) -> Verdict:
         return gate.run_endpoint(self.endpoint, source)
 
     @property
@@ -104,7 +105,7 @@ class QueryItem(GateItem):
         self.query = query
         self.line = query.line
 
-    def measure(self, gate: Gate, source: str) -> Result:
+    def measure(self, gate: Gate, source: str) -> Verdict:
         return gate.run_query(self.query, source)
 
     @property
@@ -115,10 +116,10 @@ class QueryItem(GateItem):
 def judge(
     config: pytest.Config,
     policy: RegressionPolicy,
-    measure: Callable[[], Result],
+    measure: Callable[[], Verdict],
     endpoint: Endpoint | None = None,
     source: str = "",
-) -> Result:
+) -> Verdict:
     """Measure, then compare with the baseline when asked (measuring again while unclear)."""
     config.stash[GATE].begin_item()
     result = measure()
@@ -131,16 +132,16 @@ def judge(
     return baseline.judge(result, policy, measure, config.stash[GATE].environment())
 
 
-def record(config: pytest.Config, result: Result) -> Result:
+def record(config: pytest.Config, result: Verdict) -> Verdict:
     """Keep the result for the reports, then fail the current item if it breached.
 
     Under --perfgate-warn-only nothing fails: a breach becomes WARNED, and a result that could
     not be measured stays ERROR (reported as such, never as "over budget").
     """
     settings = config.stash[SETTINGS]
-    if result.status == FAILED and settings.warn_only:
-        result = dataclasses.replace(result, status=WARNED)
+    if result.status == Status.FAILED and settings.warn_only:
+        result = dataclasses.replace(result, status=Status.WARNED)
     config.stash[RESULTS].append(result)
-    if result.status == FAILED or (result.status == ERROR and not settings.warn_only):
+    if result.status == Status.FAILED or (result.status == Status.ERROR and not settings.warn_only):
         pytest.fail(result.explain(), pytrace=False)
     return result

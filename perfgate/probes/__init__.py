@@ -1,1 +1,27 @@
-"""The probes: what perfgate measures (HTTP endpoints, PostgreSQL plans)."""
+"""The probes: each measures one kind of thing and judges nothing.
+
+A probe is a ``Probe``: ``await probe.measure(spec)`` returns a measurement, a frozen value
+defined beside the probe, which ``perfgate.verdict`` turns into a verdict.
+
+http.py         HttpProbe: an endpoint driven at a fixed concurrency (EndpointRun)
+postgres.py     PostgresProbe: a query's EXPLAIN (ANALYZE, BUFFERS) runs (QueryMeasurement)
+transport.py    the keep-alive HTTP/1.1 transport the load driver sends through
+wire.py         one connection as an asyncio Protocol
+servertiming.py Server-Timing and x-response-time
+sqlparams.py    a query's parameters, coerced to the types PostgreSQL asks for
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+__all__ = ["Probe"]
+
+SpecT = TypeVar("SpecT", contravariant=True)
+MeasurementT = TypeVar("MeasurementT", covariant=True)
+
+
+class Probe(Protocol[SpecT, MeasurementT]):
+    """Measures what ``spec`` describes; failures to measure are raised as PerfgateErrors."""
+
+    async def measure(self, spec: SpecT) -> MeasurementT: ...

@@ -23,6 +23,8 @@ from perfgate.probes.wire import RawResponse, header_value, parse_headers
 
 __all__ = [
     "EndpointRun",
+    "HttpLoad",
+    "HttpProbe",
     "RequestSample",
     "RequestSpec",
     "RequestValues",
@@ -368,6 +370,44 @@ def ready_verdict(status: int, method_path: str) -> bool:
             "answers 2xx without credentials (e.g. ready: /docs or ready: /)"
         )
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLoad:
+    """What ``HttpProbe`` measures: one request, sent this many times, this many at once."""
+
+    request: RequestSpec
+    requests: int
+    concurrency: int
+    warmup: int
+    timeout_s: float
+    expect_status: frozenset[int] | None = None
+
+
+class HttpProbe:
+    """The HTTP probe: ``await HttpProbe(client, values).measure(load)`` -> ``EndpointRun``.
+
+    ``client(timeout_s, connections)`` makes the client for one measurement (see
+    ``make_client``); ``values`` fill ``{seq}`` and ``{uuid}``.
+    """
+
+    def __init__(
+        self, client: Callable[[float, int], httpx.AsyncClient], values: RequestValues
+    ) -> None:
+        self._client = client
+        self._values = values
+
+    async def measure(self, load: HttpLoad) -> EndpointRun:
+        async with self._client(load.timeout_s, load.concurrency) as client:
+            return await drive(
+                client,
+                load.request,
+                requests=load.requests,
+                concurrency=load.concurrency,
+                warmup=load.warmup,
+                expect_status=load.expect_status,
+                values=self._values,
+            )
 
 
 async def wait_ready(client: httpx.AsyncClient, path: str, timeout_s: float) -> None:

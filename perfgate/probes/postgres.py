@@ -126,6 +126,26 @@ async def planner_settings(conn: asyncpg.Connection) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in rows}
 
 
+class PostgresProbe:
+    """The query probe: ``await PostgresProbe(dsn).measure(query)`` -> ``QueryMeasurement``.
+
+    One connection per measurement; QueryError for anything that stops it.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+
+    async def measure(self, query: Query) -> QueryMeasurement:
+        try:
+            conn = await asyncpg.connect(self._dsn, timeout=15)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise QueryError(f"cannot connect to the scratch database: {exc}") from exc
+        try:
+            return await measure_query(conn, query)
+        finally:
+            await conn.close()
+
+
 async def measure_query(conn: asyncpg.Connection, query: Query) -> QueryMeasurement:
     """One warm-up and ``query.runs`` measured EXPLAIN ANALYZE runs, each rolled back.
 

@@ -10,21 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from perfgate.verdict.model import (
-    ERROR,
-    FAILED,
-    IMPROVEMENT,
-    INCONCLUSIVE,
-    PASSED,
-    REGRESSION,
-    WARNED,
-    Check,
-    Comparison,
-    GateReport,
-    Metric,
-    Result,
-    format_value,
-)
+from perfgate.verdict.model import GateReport, Verdict
+from perfgate.verdict.values import Check, Comparison, Metric, Outcome, Status, format_value
 
 PASS, FAIL, MARGINAL, WARN = "PASS", "FAIL", "MARGINAL", "WARN"
 ERROR_VERDICT = "ERROR"
@@ -56,13 +43,13 @@ _SHORT_NAMES = {
 _NUMBER_AND_UNIT = re.compile(r"^([+-]?[0-9][0-9,]*(?:\.[0-9]+)?)(.*)$")
 
 
-def verdict(result: Result) -> str:
+def verdict(result: Verdict) -> str:
     """PASS, FAIL, MARGINAL (passed, but an interval straddles a limit), ERROR or WARN."""
-    if result.status == ERROR:
+    if result.status == Status.ERROR:
         return ERROR_VERDICT
-    if result.status == WARNED:
+    if result.status == Status.WARNED:
         return WARN
-    if result.status == FAILED:
+    if result.status == Status.FAILED:
         return FAIL
     return MARGINAL if any(c.marginal for c in result.checks) else PASS
 
@@ -136,7 +123,7 @@ def limit_text(check: Check, ascii_only: bool = False) -> str:
     return f"{op} {format_value(check.limit, check.value.unit)}"
 
 
-def check_for(result: Result, metric: str) -> Check | None:
+def check_for(result: Verdict, metric: str) -> Check | None:
     """The budget check on this metric, if the item has one."""
     return next((c for c in result.checks if c.metric == metric), None)
 
@@ -145,23 +132,23 @@ def headline_parts(report: GateReport) -> tuple[list[str], list[str]]:
     """('1 failed', '4 passed') and ('1 regression', '2 inconclusive') for a headline."""
     counts = report.counts()
     items = []
-    if counts[FAILED]:
-        items.append(f"{counts[FAILED]} failed")
-    if counts[ERROR]:
-        items.append(_plural(counts[ERROR], "error"))
-    if counts[WARNED]:
-        items.append(f"{counts[WARNED]} over budget (warn-only)")
-    if counts[PASSED] or not items:
-        items.append(f"{counts[PASSED]} passed")
+    if counts[Status.FAILED]:
+        items.append(f"{counts[Status.FAILED]} failed")
+    if counts[Status.ERROR]:
+        items.append(_plural(counts[Status.ERROR], "error"))
+    if counts[Status.WARNED]:
+        items.append(f"{counts[Status.WARNED]} over budget (warn-only)")
+    if counts[Status.PASSED] or not items:
+        items.append(f"{counts[Status.PASSED]} passed")
     outcomes = []
-    if counts[REGRESSION]:
-        outcomes.append(_plural(counts[REGRESSION], "regression"))
+    if counts[Outcome.REGRESSION]:
+        outcomes.append(_plural(counts[Outcome.REGRESSION], "regression"))
     elif report.baseline is not None and report.baseline.found:
         outcomes.append("no regressions")
-    if counts[INCONCLUSIVE]:
-        outcomes.append(f"{counts[INCONCLUSIVE]} inconclusive")
-    if counts[IMPROVEMENT]:
-        outcomes.append(_plural(counts[IMPROVEMENT], "improvement"))
+    if counts[Outcome.INCONCLUSIVE]:
+        outcomes.append(f"{counts[Outcome.INCONCLUSIVE]} inconclusive")
+    if counts[Outcome.IMPROVEMENT]:
+        outcomes.append(_plural(counts[Outcome.IMPROVEMENT], "improvement"))
     return items, outcomes
 
 
@@ -189,6 +176,8 @@ def _environment_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def attention(result: Result) -> bool:
+def attention(result: Verdict) -> bool:
     """Whether a reader must look at this item: not passed, or slower than the baseline."""
-    return result.status != PASSED or any(c.outcome == REGRESSION for c in result.comparisons)
+    return result.status != Status.PASSED or any(
+        c.outcome == Outcome.REGRESSION for c in result.comparisons
+    )

@@ -36,18 +36,9 @@ from perfgate.report.cells import (
     threshold_text,
     verdict,
 )
-from perfgate.verdict.model import (
-    FAILED,
-    IMPROVEMENT,
-    INCONCLUSIVE,
-    REGRESSION,
-    UNCHANGED,
-    Comparison,
-    GateReport,
-    Metric,
-    Result,
-    format_value,
-)
+from perfgate.verdict.details import EndpointDetails, QueryDetails
+from perfgate.verdict.model import GateReport, Verdict
+from perfgate.verdict.values import Comparison, Metric, Outcome, Status, format_value
 
 # GitHub refuses a step summary over 1 MiB (per step); stay under it with room for the note.
 STEP_SUMMARY_LIMIT = 1024 * 1024 - 4096
@@ -91,10 +82,10 @@ _VERDICTS = {
 }
 _ICONS = {PASS: "✅", MARGINAL: "⚠️", FAIL: "❌", WARN: "⚠️", ERROR_VERDICT: "💥"}
 _OUTCOMES = {
-    REGRESSION: "🔴 regression",
-    IMPROVEMENT: "🟢 improvement",
-    UNCHANGED: "⚪ unchanged",
-    INCONCLUSIVE: "🟡 inconclusive",
+    Outcome.REGRESSION: "🔴 regression",
+    Outcome.IMPROVEMENT: "🟢 improvement",
+    Outcome.UNCHANGED: "⚪ unchanged",
+    Outcome.INCONCLUSIVE: "🟡 inconclusive",
 }
 _SEVERITY_ICONS = {"error": "❌", "warning": "⚠️"}
 
@@ -185,6 +176,10 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(md=md, fence=fence, clip=clip, sha=short_sha, num=_num)
+    env.tests.update(
+        endpoint_details=lambda d: isinstance(d, EndpointDetails),
+        query_details=lambda d: isinstance(d, QueryDetails),
+    )
     env.globals.update(
         metric=metric_cell,
         verdict_cell=lambda r: _VERDICTS[verdict(r)],
@@ -201,9 +196,9 @@ def _environment() -> jinja2.Environment:
 def _context(report: GateReport) -> dict[str, Any]:
     items, outcomes = headline_parts(report)
     counts = report.counts()
-    if report.status == FAILED:
+    if report.status == Status.FAILED:
         icon = "❌"
-    elif counts["warned"] or counts[REGRESSION]:
+    elif counts["warned"] or counts[Outcome.REGRESSION]:
         icon = "⚠️"
     else:
         icon = "✅"
@@ -217,7 +212,8 @@ def _context(report: GateReport) -> dict[str, Any]:
         "passing": [
             r
             for r in report.results
-            if r not in needs_look and (r.comparisons or r.details.get("findings"))
+            if r not in needs_look
+            and (r.comparisons or (isinstance(r.details, QueryDetails) and r.details.findings))
         ],
         "confidence": _confidence(report),
         "marginal": any(verdict(r) == MARGINAL for r in report.results),
@@ -225,7 +221,7 @@ def _context(report: GateReport) -> dict[str, Any]:
     }
 
 
-def metric_cell(result: Result, name: str) -> str:
+def metric_cell(result: Verdict, name: str) -> str:
     """'182ms <sub>171–190</sub>' with the budget under it when the metric is checked."""
     check = check_for(result, name)
     metric = result.metrics.get(name) or (check.value if check else None)

@@ -18,7 +18,9 @@ from perfgate.report.cells import (
     short_sha,
     verdict,
 )
-from perfgate.verdict.model import REGRESSION, BaselineInfo, Check, GateReport, Result
+from perfgate.verdict.details import EndpointDetails, QueryDetails
+from perfgate.verdict.model import BaselineInfo, GateReport, Verdict
+from perfgate.verdict.values import Check, Outcome
 
 # (metric, with interval): what each kind's table shows, in column order.
 ENDPOINT_COLUMNS = (("p50_ms", False), ("p95_ms", True), ("p99_ms", True), ("error_rate", False))
@@ -63,7 +65,7 @@ def headline(report: GateReport) -> str:
 
 
 def _table(
-    title: str, columns: tuple[tuple[str, bool], ...], results: list[Result], width: int
+    title: str, columns: tuple[tuple[str, bool], ...], results: list[Verdict], width: int
 ) -> list[str]:
     # Narrow terminals lose the intervals first, then metric columns from the right, so the
     # names stay readable.
@@ -102,7 +104,7 @@ def _truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def _budget(result: Result) -> str:
+def _budget(result: Verdict) -> str:
     """The check a reader most needs: the first failing, else marginal, else the first."""
     if not result.checks:
         return "-"
@@ -127,21 +129,21 @@ def _problem_lines(report: GateReport, width: int) -> list[str]:
         if label in (FAIL, WARN):
             for check in r.failed_checks:
                 lines += _problem(label, r.name, check.explain(), width)
-            for reason in r.details.get("failures", ()):
-                lines += _problem(label, r.name, str(reason), width)
+            for reason in r.failures:
+                lines += _problem(label, r.name, reason, width)
         elif label == MARGINAL:
             for check in (c for c in r.checks if c.marginal):
                 lines += _problem(label, r.name, check.explain(), width)
         for c in r.comparisons:
-            if c.outcome == REGRESSION:
+            if c.outcome == Outcome.REGRESSION:
                 lines += _problem("REGRESSION", f"{r.name} {c.metric}", c.reason, width)
-        if label != ERROR_VERDICT:
-            for seen in r.details.get("error_summary", ()):
-                lines += _problem("ERRORS", r.name, str(seen), width)
-            for finding in r.details.get("findings", ()):
-                if isinstance(finding, dict) and finding.get("severity") == "warning":
-                    text = f"{finding.get('rule')}: {finding.get('message')}"
-                    lines += _problem("PLAN", r.name, text, width)
+        if isinstance(r.details, EndpointDetails):
+            for seen in r.details.error_summary:
+                lines += _problem("ERRORS", r.name, seen, width)
+        if isinstance(r.details, QueryDetails):
+            for finding in r.details.findings:
+                if finding.severity == "warning":
+                    lines += _problem("PLAN", r.name, f"{finding.rule}: {finding.message}", width)
     return lines
 
 

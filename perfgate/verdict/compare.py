@@ -5,8 +5,8 @@ Pure functions, no I/O. ``compare_results`` gives one ``Comparison`` per compare
 * the timing metric named by the policy (``p95_ms`` for an endpoint, ``execution_ms`` for a
   query), judged by the rule in ``perfgate.verdict.timing`` (relative change with a bootstrap
   interval, a rank test, a threshold, three outcomes plus inconclusive);
-* deterministic metrics (``max_bytes``, ``error_rate``, ``query_count``; ``buffers``, ``rows``,
-  ``temp_blocks``) exactly or within a tolerance (``perfgate.verdict.exact``);
+* deterministic metrics (``max_bytes``, ``error_rate``; ``buffers``, ``rows``, ``temp_blocks``)
+  exactly or within a tolerance (``perfgate.verdict.exact``);
 * for queries, the plan: a changed access path is a regression, a changed shape is reported.
 
 When the environment differs (``environment_differences``, or for a query a different server
@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from perfgate.budgets.model import RegressionPolicy
+from perfgate.verdict.details import QueryDetails
 from perfgate.verdict.environment import ENVIRONMENT_KEYS, environment_differences
 from perfgate.verdict.exact import (
     DEFAULT_TOLERANCES,
@@ -32,22 +32,14 @@ from perfgate.verdict.exact import (
     compare_plans,
     path_changes,
 )
-from perfgate.verdict.model import (
-    ERROR,
-    IMPROVEMENT,
-    INCONCLUSIVE,
-    REGRESSION,
-    UNCHANGED,
-    Comparison,
-    Result,
-)
+from perfgate.verdict.model import Verdict
 from perfgate.verdict.pooling import pool, series
 from perfgate.verdict.timing import (
-    ENVIRONMENT_REASON,
     TimingStat,
     compare_timing,
     format_change,
 )
+from perfgate.verdict.values import Comparison, Kind, Outcome, Status
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -71,7 +63,7 @@ _QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 SERVER_SERIES = "server_ms"
 
 
-def timing_stat(policy_metric: str, kind: str) -> TimingStat:
+def timing_stat(policy_metric: str, kind: Kind) -> TimingStat:
     """The statistic a policy's ``metric`` names for an endpoint or a query.
 
     Endpoints: ``p50``/``p90``/``p95``/``p99`` or ``mean`` of the latency (``execution`` means
@@ -81,14 +73,14 @@ def timing_stat(policy_metric: str, kind: str) -> TimingStat:
     """
     if policy_metric == "mean":
         return TimingStat("mean", None)
-    if kind == "query" or policy_metric not in _QUANTILES:
+    if kind == Kind.QUERY or policy_metric not in _QUANTILES:
         return TimingStat("median", 0.5)
     return TimingStat(policy_metric, _QUANTILES[policy_metric])
 
 
 def compare_results(
-    baseline: Result,
-    current: Result,
+    baseline: Verdict,
+    current: Verdict,
     policy: RegressionPolicy,
     *,
     env_reasons: Sequence[str] = (),
@@ -103,13 +95,19 @@ def compare_results(
     the load driver's own scheduling noise, which on a shared 2-core runner is most of the
     run-to-run spread. ``tolerances`` overrides ``DEFAULT_TOLERANCES`` per metric.
     """
-    if baseline.status == ERROR or current.status == ERROR or baseline.error or current.error:
+    if (
+        baseline.status == Status.ERROR
+        or current.status == Status.ERROR
+        or baseline.error
+        or current.error
+    ):
         return ()
     allowed = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     reasons = list(env_reasons)
     out: list[Comparison] = []
-    if current.kind == "query":
-        reasons += _query_environment(baseline.details, current.details)
+    queries = _query_details(baseline, current)
+    if queries is not None:
+        reasons += _query_environment(*queries)
     timing = _timing(baseline, current, policy, tuple(reasons), seed)
     if timing is not None:
         out.append(timing)
@@ -118,23 +116,29 @@ def compare_results(
         if b is None or c is None or math.isnan(b.value) or math.isnan(c.value):
             continue
         out.append(compare_exact(metric, b, c, allowed[metric]))
-    if current.kind == "query":
-        plan = compare_plans(baseline.details, current.details)
+    if queries is not None:
+        plan = compare_plans(*queries)
         if plan is not None:
             out.append(plan)
     return tuple(out)
 
 
+def _query_details(a: Verdict, b: Verdict) -> tuple[QueryDetails, QueryDetails] | None:
+    if isinstance(a.details, QueryDetails) and isinstance(b.details, QueryDetails):
+        return a.details, b.details
+    return None
+
+
 def _timing(
-    baseline: Result,
-    current: Result,
+    baseline: Verdict,
+    current: Verdict,
     policy: RegressionPolicy,
     env_reasons: tuple[str, ...],
     seed: int,
 ) -> Comparison | None:
     stat = timing_stat(policy.metric, current.kind)
     base, cur = series(baseline), series(current)
-    if current.kind == "query":
+    if current.kind == Kind.QUERY:
         key, metric, label = "execution_ms", "execution_ms", "execution"
     elif _has_server_time(base, cur):
         key, metric, label = SERVER_SERIES, f"server_{stat.label}_ms", "server time"
@@ -155,7 +159,9 @@ def _timing(
     )
 
 
-def _has_server_time(base: Mapping[str, Any], cur: Mapping[str, Any]) -> bool:
+def _has_server_time(
+    base: Mapping[str, Sequence[float]], cur: Mapping[str, Sequence[float]]
+) -> bool:
     # Only when every answered request carried it: a partial series would be a biased sample.
     return all(
         len(s.get(SERVER_SERIES, ())) > 0 and len(s[SERVER_SERIES]) == len(s.get("latency_ms", ()))
@@ -163,15 +169,14 @@ def _has_server_time(base: Mapping[str, Any], cur: Mapping[str, Any]) -> bool:
     )
 
 
-def _query_environment(base: Mapping[str, Any], cur: Mapping[str, Any]) -> list[str]:
+def _query_environment(base: QueryDetails, cur: QueryDetails) -> list[str]:
     """A query's own environment: its server version and planner settings."""
     out = []
-    was, now = base.get("server_version"), cur.get("server_version")
-    if was and now and was != now:
-        out.append(f"postgres_version: {was} -> {now}")
-    if isinstance(base.get("settings"), Mapping) and isinstance(cur.get("settings"), Mapping):
+    if base.server_version and cur.server_version and base.server_version != cur.server_version:
+        out.append(f"postgres_version: {base.server_version} -> {cur.server_version}")
+    if base.settings and cur.settings:
         out += environment_differences(
-            {"planner_settings": base["settings"]}, {"planner_settings": cur["settings"]}
+            {"planner_settings": base.settings}, {"planner_settings": cur.settings}
         )
     return out
 
@@ -195,12 +200,10 @@ def needs_more(comparisons: Sequence[Comparison]) -> bool:
     False when the only inconclusive ones are so because the environment differs (more runs
     on another machine do not make it the baseline's machine).
     """
-    return any(
-        c.outcome == INCONCLUSIVE and ENVIRONMENT_REASON not in c.reason for c in comparisons
-    )
+    return any(c.more_data_helps for c in comparisons)
 
 
-def overall(comparisons: Sequence[Comparison], policy: RegressionPolicy) -> str:
+def overall(comparisons: Sequence[Comparison], policy: RegressionPolicy) -> Outcome:
     """The verdict over all comparisons, worst first.
 
     ``regression`` if any comparison is one, or if any is inconclusive and the policy says
@@ -208,10 +211,10 @@ def overall(comparisons: Sequence[Comparison], policy: RegressionPolicy) -> str:
     else ``improvement`` if any is; else ``unchanged``.
     """
     outcomes = {c.outcome for c in comparisons}
-    if REGRESSION in outcomes:
-        return REGRESSION
-    if INCONCLUSIVE in outcomes:
-        return REGRESSION if policy.fail_on_inconclusive else INCONCLUSIVE
-    if IMPROVEMENT in outcomes:
-        return IMPROVEMENT
-    return UNCHANGED
+    if Outcome.REGRESSION in outcomes:
+        return Outcome.REGRESSION
+    if Outcome.INCONCLUSIVE in outcomes:
+        return Outcome.REGRESSION if policy.fail_on_inconclusive else Outcome.INCONCLUSIVE
+    if Outcome.IMPROVEMENT in outcomes:
+        return Outcome.IMPROVEMENT
+    return Outcome.UNCHANGED

@@ -1,13 +1,14 @@
-"""Turn an endpoint run into metrics with intervals, and hold them against the budget."""
+"""An endpoint run → its verdict: metrics with intervals, held against the budget."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 
-from perfgate.budgets.model import LOWER_LIMITS
+from perfgate.budgets.model import LOWER_LIMITS, Endpoint
 from perfgate.budgets.units import format_confidence
 from perfgate.probes.http import EndpointRun
+from perfgate.redact import redact_text
 from perfgate.stats import (
     mean_estimate,
     proportion_estimate,
@@ -16,7 +17,9 @@ from perfgate.stats import (
     quantile_order_statistics,
     rate_estimate,
 )
-from perfgate.verdict.model import Check, Metric, check_limit
+from perfgate.verdict.details import EndpointDetails
+from perfgate.verdict.model import Verdict, bounded, decide
+from perfgate.verdict.values import Check, Kind, Metric, Status, check_limit
 
 QUANTILES = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0.99}
 NOTHING = Metric(math.nan, "ms")
@@ -135,3 +138,56 @@ def _printable(text: str) -> str:
     """One line of visible characters, at most _SAMPLE_CHARS of them."""
     flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return flat if len(flat) <= _SAMPLE_CHARS else flat[: _SAMPLE_CHARS - 1] + "…"
+
+
+def endpoint_verdict(
+    endpoint: Endpoint,
+    run: EndpointRun,
+    *,
+    confidence: float,
+    secrets: tuple[str, ...],
+    source: str | None,
+) -> Verdict:
+    """The endpoint's metrics and budget checks; its texts with ``secrets`` masked."""
+    metrics = endpoint_metrics(run, confidence)
+    checks = endpoint_checks(metrics, endpoint.budget, confidence)
+    return Verdict(
+        name=endpoint.name,
+        kind=Kind.ENDPOINT,
+        status=decide(checks),
+        metrics=metrics,
+        checks=checks,
+        source=source,
+        description=redact_text(describe(endpoint), secrets),
+        details=EndpointDetails(
+            requests=endpoint.requests,
+            concurrency=endpoint.concurrency,
+            warmup=endpoint.warmup,
+            error_summary=tuple(redact_text(e, secrets) for e in error_summary(run)),
+        ),
+        samples={
+            "latency_ms": bounded(
+                [s.latency_ns / 1e6 for s in run.samples if s.status is not None]
+            ),
+            "server_ms": bounded([s.server_ms for s in run.samples if s.server_ms is not None]),
+        },
+    )
+
+
+def endpoint_error(
+    endpoint: Endpoint, error: str, *, secrets: tuple[str, ...], source: str | None
+) -> Verdict:
+    """The verdict of an endpoint that could not be measured."""
+    return Verdict(
+        name=endpoint.name,
+        kind=Kind.ENDPOINT,
+        status=Status.ERROR,
+        error=redact_text(error, secrets),
+        source=source,
+        description=redact_text(describe(endpoint), secrets),
+    )
+
+
+def describe(endpoint: Endpoint) -> str:
+    """'GET /api/clients?supplier_id=7'."""
+    return f"{endpoint.method} {endpoint.path}"

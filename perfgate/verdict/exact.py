@@ -10,16 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from perfgate.verdict.model import (
-    IMPROVEMENT,
-    REGRESSION,
-    UNCHANGED,
-    Comparison,
-    Metric,
-    format_value,
-)
+from perfgate.verdict.details import QueryDetails
+from perfgate.verdict.values import Comparison, Metric, Outcome, format_value
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -32,14 +25,13 @@ __all__ = [
 # Which metrics compare exactly-or-within-tolerance, and the default tolerance of each.
 # Response bytes: 5%, because JSON bodies carry timestamps and ids whose widths vary. Buffers:
 # 10%, because hint bits and visibility-map state move a few pages between identical runs.
-# Rows, temp blocks and query counts are exact. Error rate: one percentage point, absolute.
+# Rows and temp blocks are exact. Error rate: one percentage point, absolute.
 DEFAULT_TOLERANCES: Mapping[str, float] = {
     "max_bytes": 0.05,
     "error_rate": 0.01,
     "buffers": 0.10,
     "rows": 0.0,
     "temp_blocks": 0.0,
-    "query_count": 0.0,
 }
 EXACT_METRICS = tuple(DEFAULT_TOLERANCES)
 _ABSOLUTE = frozenset({"error_rate"})
@@ -57,13 +49,13 @@ def compare_exact(metric: str, base: Metric, current: Metric, tolerance: float) 
     what = _tolerance_text(tolerance, absolute)
     delta = f"{change * 100:+.1f} points" if absolute else "from 0" if not was else f"{change:+.1%}"
     if now > was and change > tolerance:
-        outcome, why = REGRESSION, f"{shown} ({delta}), more than {what}"
+        outcome, why = Outcome.REGRESSION, f"{shown} ({delta}), more than {what}"
     elif now < was and -change > tolerance:
-        outcome, why = IMPROVEMENT, f"{shown} ({delta}), less by more than {what}"
+        outcome, why = Outcome.IMPROVEMENT, f"{shown} ({delta}), less by more than {what}"
     elif now == was:
-        outcome, why = UNCHANGED, f"{shown}, equal"
+        outcome, why = Outcome.UNCHANGED, f"{shown}, equal"
     else:
-        outcome, why = UNCHANGED, f"{shown} ({delta}), within {what}"
+        outcome, why = Outcome.UNCHANGED, f"{shown} ({delta}), within {what}"
     change_metric = None if absolute or not was else Metric(change, "ratio")
     return Comparison(metric, base, current, change_metric, tolerance, outcome, why)
 
@@ -76,8 +68,8 @@ def _tolerance_text(tolerance: float, absolute: bool) -> str:
     return f"the {tolerance:.0%} tolerance"
 
 
-def compare_plans(base: Mapping[str, Any], current: Mapping[str, Any]) -> Comparison | None:
-    """Plan fingerprints from two query results' details, or None when either has none.
+def compare_plans(base: QueryDetails, current: QueryDetails) -> Comparison | None:
+    """Plan fingerprints of two query results, or None when either has none.
 
     A coarse change (how some table is read) is a regression, named table by table:
     ``guests: Index Scan using guests_wedding_name_idx -> Seq Scan``; the one exception is a
@@ -86,18 +78,17 @@ def compare_plans(base: Mapping[str, Any], current: Mapping[str, Any]) -> Compar
     is reported with outcome "unchanged" and does not fail: such changes follow row estimates
     and are usually harmless, and the timing comparison judges whether one was not.
     """
-    b_shape, c_shape = base.get("fingerprint"), current.get("fingerprint")
-    b_coarse, c_coarse = base.get("coarse_fingerprint"), current.get("coarse_fingerprint")
+    b_shape, c_shape = base.fingerprint, current.fingerprint
+    b_coarse, c_coarse = base.coarse_fingerprint, current.coarse_fingerprint
     if not b_shape or not c_shape:
         return None
-    b_paths = [str(p) for p in base.get("access_paths") or ()]
-    c_paths = [str(p) for p in current.get("access_paths") or ()]
+    b_paths, c_paths = list(base.access_paths), list(current.access_paths)
     nothing = Metric(math.nan, "")
     if b_coarse and c_coarse and b_coarse != c_coarse:
         changes = path_changes(b_paths, c_paths)
         listed = "; ".join(changes) or "access paths differ"
         only_seq_removed = bool(changes) and all(_drops_seq_scan(c) for c in changes)
-        outcome = IMPROVEMENT if only_seq_removed else REGRESSION
+        outcome = Outcome.IMPROVEMENT if only_seq_removed else Outcome.REGRESSION
         what = "sequential scans replaced" if only_seq_removed else "access path changed"
         reason = f"plan {what}: {listed} (coarse fingerprint {b_coarse} -> {c_coarse})"
         return Comparison(
@@ -124,7 +115,7 @@ def compare_plans(base: Mapping[str, Any], current: Mapping[str, Any]) -> Compar
         nothing,
         None,
         None,
-        UNCHANGED,
+        Outcome.UNCHANGED,
         reason,
         baseline_text=str(b_shape),
         current_text=str(c_shape),

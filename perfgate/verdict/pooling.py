@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from perfgate.stats import mean_estimate, proportion_estimate, quantile_estimate
-from perfgate.verdict.model import Metric, Result, bounded
+from perfgate.verdict.model import Verdict, bounded
+from perfgate.verdict.values import Metric
 
 __all__ = ["pool", "series"]
 
@@ -15,19 +16,12 @@ _QUANTILE_METRICS = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0
 _SERVER_METRICS = {"server_p50_ms": 0.50, "server_p95_ms": 0.95}
 
 
-def series(result: Result) -> dict[str, tuple[float, ...]]:
-    """The result's raw samples by name; a query's may live in ``details["samples"]``."""
-    out: dict[str, tuple[float, ...]] = {}
-    extra = result.details.get("samples")
-    if isinstance(extra, Mapping):
-        for key, values in extra.items():
-            if isinstance(values, (list, tuple)):
-                out[str(key)] = tuple(float(v) for v in values)
-    out.update(result.samples)
-    return out
+def series(result: Verdict) -> dict[str, tuple[float, ...]]:
+    """The result's raw samples by name."""
+    return dict(result.samples)
 
 
-def pool(a: Result, b: Result) -> Result:
+def pool(a: Verdict, b: Verdict) -> Verdict:
     """``a`` with ``b``'s samples appended, for the next round of an inconclusive comparison.
 
     Recomputed from the pooled samples: the latency quantiles and mean, the server-time
@@ -62,11 +56,7 @@ def pool(a: Result, b: Result) -> Result:
     a_bytes, b_bytes = a.metrics.get("max_bytes"), b.metrics.get("max_bytes")
     if a_bytes is not None and b_bytes is not None:
         metrics["max_bytes"] = Metric(_nanmax(a_bytes.value, b_bytes.value), "bytes")
-    samples = {k: v for k, v in pooled.items() if k in a.samples or k in b.samples}
-    details = dict(a.details)
-    if "samples" in details:
-        details["samples"] = {k: list(v) for k, v in pooled.items() if k not in samples}
-    return replace(a, metrics=metrics, samples=samples, details=details)
+    return replace(a, metrics=metrics, samples=pooled)
 
 
 def _sum_counts(

@@ -1,4 +1,4 @@
-"""Turn a query measurement into metrics and hold them, and the plan, against the budget."""
+"""A query measurement → its verdict: metrics, budget checks, plan assertions and rules."""
 
 from __future__ import annotations
 
@@ -9,21 +9,21 @@ from typing import Any
 
 from perfgate.budgets.model import Defaults, Query
 from perfgate.plan import (
-    Finding,
     Plan,
     PlanNode,
     access_paths,
     analyze,
     coarse_fingerprint,
     match_forbidden,
-    render_tree,
     seq_scans,
     shape_fingerprint,
     suggest_index_columns,
 )
 from perfgate.probes.postgres import QueryMeasurement
 from perfgate.stats import quantile_estimate
-from perfgate.verdict.model import ERROR, Check, Metric, Result, bounded, check_limit, decide
+from perfgate.verdict.details import QueryDetails
+from perfgate.verdict.model import Verdict, bounded, decide
+from perfgate.verdict.values import Check, Kind, Metric, Status, check_limit
 
 # Which metric a budget key is held against.
 BUDGET_METRIC: Mapping[str, str] = {
@@ -63,7 +63,7 @@ def query_checks(metrics: Mapping[str, Metric], limits: Mapping[str, float]) -> 
 
 def gate_query(
     query: Query, m: QueryMeasurement, defaults: Defaults, *, source: str | None
-) -> Result:
+) -> Verdict:
     """Budget limits, plan assertions and plan rules for one measured query."""
     metrics = query_metrics(m, defaults.confidence)
     checks = query_checks(metrics, query.budget.limits)
@@ -88,48 +88,45 @@ def gate_query(
     if query.require_index:
         failures += missing_indexes(m.index_plan if m.index_plan is not None else m.plan)
     failures += [f"plan rule {f.rule}: {f.message}" for f in findings if f.severity == "error"]
-    details: dict[str, Any] = {
-        "sql": query.sql,
-        "params": [_jsonable(p) for p in query.params],
-        "generic_plan": query.generic_plan,
-        "failures": failures,
-        "findings": [_finding(f) for f in findings],
-        "plan_tree": render_tree(m.plan),
-        "fingerprint": shape_fingerprint(m.plan),
-        "coarse_fingerprint": coarse_fingerprint(m.plan),
-        "access_paths": [str(p) for p in access_paths(m.plan)],
-        "nodes": m.plan.to_json()["nodes"],
-        "server_version": m.server_version,
-        "settings": dict(m.settings),
-        "relation_pages": dict(m.relation_pages),
-    }
-    if m.index_plan is not None:
-        details["index_plan_tree"] = render_tree(m.index_plan)
-    return Result(
+    return Verdict(
         name=query.name,
-        kind="query",
-        status=decide(checks, extra_failures=tuple(failures)),
+        kind=Kind.QUERY,
+        status=decide(checks, extra_failures=failures),
         metrics=metrics,
         checks=checks,
+        failures=tuple(failures),
         source=source,
         description=one_line(query.sql),
-        details=details,
+        details=QueryDetails(
+            sql=query.sql,
+            params=tuple(_jsonable(p) for p in query.params),
+            generic_plan=query.generic_plan,
+            plan=m.plan,
+            index_plan=m.index_plan,
+            findings=tuple(findings),
+            fingerprint=shape_fingerprint(m.plan),
+            coarse_fingerprint=coarse_fingerprint(m.plan),
+            access_paths=tuple(str(p) for p in access_paths(m.plan)),
+            server_version=m.server_version,
+            settings=dict(m.settings),
+            relation_pages=dict(m.relation_pages),
+        ),
         samples={"execution_ms": bounded(m.execution_ms), "planning_ms": bounded(m.planning_ms)},
     )
 
 
-def query_error_result(query: Query, error: Exception, source: str | None) -> Result:
-    """An ERROR result for a query that could not be measured."""
+def query_error_result(query: Query, error: Exception | str, source: str | None) -> Verdict:
+    """The verdict of a query that could not be measured."""
     text = str(error)
     own = f"query {query.name!r}: "  # QueryError names the query; the result already does
-    return Result(
+    return Verdict(
         name=query.name,
-        kind="query",
-        status=ERROR,
+        kind=Kind.QUERY,
+        status=Status.ERROR,
         error=text[len(own) :] if text.startswith(own) else text,
         source=source,
         description=one_line(query.sql),
-        details={"sql": query.sql},
+        details=QueryDetails(sql=query.sql),
     )
 
 
@@ -184,16 +181,6 @@ def _describe_scan(node: PlanNode) -> str:
 
 def _rows(n: float) -> str:
     return "1 row" if n == 1 else f"{n:,.0f} rows"
-
-
-def _finding(f: Finding) -> dict[str, Any]:
-    return {
-        "rule": f.rule,
-        "severity": f.severity,
-        "message": f.message,
-        "node": f.path,
-        "relation": f.relation,
-    }
 
 
 def _jsonable(value: Any) -> Any:

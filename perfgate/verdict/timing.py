@@ -36,14 +36,7 @@ from perfgate.stats import (
     quantile_order_statistics,
 )
 from perfgate.stats.blocks import block_bootstrap_ratio, block_mann_whitney
-from perfgate.verdict.model import (
-    IMPROVEMENT,
-    INCONCLUSIVE,
-    REGRESSION,
-    UNCHANGED,
-    Comparison,
-    Metric,
-)
+from perfgate.verdict.values import Comparison, Metric, Outcome
 
 __all__ = ["ENVIRONMENT_REASON", "TimingStat", "compare_timing", "decide", "format_change"]
 
@@ -109,7 +102,10 @@ def compare_timing(
         )
         if env_reasons:
             reason += f"; not judged: {ENVIRONMENT_REASON} ({'; '.join(env_reasons)})"
-        return Comparison(metric, baseline_m, current_m, None, threshold, INCONCLUSIVE, reason)
+        return Comparison(
+            metric, baseline_m, current_m, None, threshold, Outcome.INCONCLUSIVE, reason,
+            more_data_helps=not env_reasons,
+        )  # fmt: skip
 
     ratio = block_bootstrap_ratio(
         base, current, stat.on_sorted, confidence=confidence, resamples=RESAMPLES, seed=seed
@@ -124,27 +120,36 @@ def compare_timing(
         f"{format_change(r - 1.0, low - 1.0, high - 1.0)} at {format_confidence(confidence)}"
     )
     if env_reasons:
-        outcome = INCONCLUSIVE
+        outcome = Outcome.INCONCLUSIVE
         reason = f"{head}; not judged: {ENVIRONMENT_REASON} ({'; '.join(env_reasons)})"
     else:
         outcome, why = decide(r, low, high, up, down, threshold, 1.0 - confidence)
         reason = f"{head}, {why}"
-    return Comparison(metric, baseline_m, current_m, change, threshold, outcome, reason)
+    return Comparison(
+        metric, baseline_m, current_m, change, threshold, outcome, reason,
+        more_data_helps=outcome == Outcome.INCONCLUSIVE and not env_reasons,
+    )  # fmt: skip
 
 
 def decide(
     r: float, low: float, high: float, up: float, down: float, threshold: float, alpha: float
-) -> tuple[str, str]:
+) -> tuple[Outcome, str]:
     """The rule in the module docstring: (outcome, why) from the ratio, its interval and p's."""
     limit = f"the {threshold:.0%} threshold"
     if r > 1.0 + threshold and low > 1.0 and up < alpha:
-        return REGRESSION, f"above {limit}; Mann-Whitney p={_p(up)}"
+        return Outcome.REGRESSION, f"above {limit}; Mann-Whitney p={_p(up)}"
     if r < 1.0 / (1.0 + threshold) and high < 1.0 and down < alpha:
-        return IMPROVEMENT, f"an improvement beyond {limit}; Mann-Whitney p={_p(down)}"
+        return Outcome.IMPROVEMENT, f"an improvement beyond {limit}; Mann-Whitney p={_p(down)}"
     if r > 1.0 + threshold:
         if low <= 1.0:
-            return INCONCLUSIVE, f"above {limit} but not significant (the interval includes 0)"
-        return INCONCLUSIVE, f"above {limit} but the rank test does not confirm it (p={_p(up)})"
+            return (
+                Outcome.INCONCLUSIVE,
+                f"above {limit} but not significant (the interval includes 0)",
+            )
+        return (
+            Outcome.INCONCLUSIVE,
+            f"above {limit} but the rank test does not confirm it (p={_p(up)})",
+        )
     # The estimate decides "unchanged"; when the interval still reaches past the threshold the
     # reason says so, rather than claiming a regression was ruled out.
     caveat = (
@@ -154,12 +159,12 @@ def decide(
         else ""
     )
     if r < 1.0 / (1.0 + threshold):
-        return UNCHANGED, (
+        return Outcome.UNCHANGED, (
             f"faster by more than {limit} on the estimate but not significantly; "
             f"p={_p(down)}{caveat}"
         )
     p_two = _p(min(1.0, 2.0 * min(up, down)))
-    return UNCHANGED, f"within {limit} on the estimate; Mann-Whitney p={p_two}{caveat}"
+    return Outcome.UNCHANGED, f"within {limit} on the estimate; Mann-Whitney p={p_two}{caveat}"
 
 
 def format_change(change: float, low: float, high: float) -> str:
