@@ -13,34 +13,20 @@ from typing import Any
 
 import pytest
 
-from perfgate.baseline.interleave import Interleaved
-from perfgate.baseline.session import BaselineSession
-from perfgate.budgets.model import Config, Endpoint, Query, RegressionPolicy
+from perfgate.budgets.model import Endpoint, Query, RegressionPolicy
 from perfgate.exceptions import PerfgateError
 from perfgate.gate import Gate
-from perfgate.plugin.options import Settings
-from perfgate.verdict.model import GateReport, Verdict
+from perfgate.plugin.run import RUN, PerfgateRun
+from perfgate.verdict.model import Verdict
 from perfgate.verdict.values import Status
-
-# Session state, all in config.stash (never module globals).
-SETTINGS = pytest.StashKey[Settings]()
-CONFIG = pytest.StashKey[Config]()
-GATE = pytest.StashKey[Gate]()
-RESULTS = pytest.StashKey[list[Verdict]]()
-REPORT = pytest.StashKey[GateReport]()
-WRITTEN = pytest.StashKey[list[str]]()
-NOTES = pytest.StashKey[list[str]]()  # baseline saved / not found / unreadable, for the summary
-BASELINE = pytest.StashKey[BaselineSession]()
-WORKER_ENV = pytest.StashKey[dict[str, Any]]()
-INTERLEAVE = pytest.StashKey[Interleaved]()
-LAUNCH_ENV = pytest.StashKey[dict[str, str]]()  # os.environ before pytest-env and conftest.py
 
 
 class BudgetsFile(pytest.File):
     """budgets.yaml as a collector: one item per endpoint and per query."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        cfg = self.config.stash[CONFIG]
+        cfg = self.config.stash[RUN].config
+        assert cfg is not None  # collected only with --perfgate and a budgets file read
         for endpoint in cfg.endpoints:
             yield EndpointItem.from_parent(self, name=endpoint.name, endpoint=endpoint)
         for query in cfg.queries:
@@ -65,12 +51,14 @@ class GateItem(pytest.Item):
         raise NotImplementedError
 
     def runtest(self) -> None:
-        gate = self.config.stash[GATE]
-        source = f"{self.config.stash[SETTINGS].item_prefix}:{self.line}" if self.line else None
+        run = self.config.stash[RUN]
+        gate = run.gate
+        assert gate is not None  # collected only with --perfgate
+        source = f"{run.settings.item_prefix}:{self.line}" if self.line else None
         where = source or self.nodeid
         endpoint = self.endpoint if isinstance(self, EndpointItem) else None
-        result = judge(self.config, self.policy, lambda: self.measure(gate, where), endpoint, where)
-        record(self.config, result)
+        result = judge(run, gate, self.policy, lambda: self.measure(gate, where), endpoint, where)
+        record(run, result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, PerfgateError):
@@ -114,34 +102,33 @@ class QueryItem(GateItem):
 
 
 def judge(
-    config: pytest.Config,
+    run: PerfgateRun,
+    gate: Gate,
     policy: RegressionPolicy,
     measure: Callable[[], Verdict],
     endpoint: Endpoint | None = None,
     source: str = "",
 ) -> Verdict:
     """Measure, then compare with the baseline when asked (measuring again while unclear)."""
-    config.stash[GATE].begin_item()
+    gate.begin_item()
     result = measure()
-    interleaved = config.stash.get(INTERLEAVE, None)
-    if interleaved is not None and endpoint is not None:
-        return interleaved.judge(endpoint, config.stash[GATE], result, source)
-    baseline = config.stash.get(BASELINE, None)
-    if baseline is None or baseline.compare is None:
+    if run.interleaved is not None and endpoint is not None:
+        return run.interleaved.judge(endpoint, gate, result, source)
+    if run.baseline is None or run.baseline.compare is None:
         return result
-    return baseline.judge(result, policy, measure, config.stash[GATE].environment())
+    return run.baseline.judge(result, policy, measure, gate.environment())
 
 
-def record(config: pytest.Config, result: Verdict) -> Verdict:
+def record(run: PerfgateRun, result: Verdict) -> Verdict:
     """Keep the result for the reports, then fail the current item if it breached.
 
     Under --perfgate-warn-only nothing fails: a breach becomes WARNED, and a result that could
     not be measured stays ERROR (reported as such, never as "over budget").
     """
-    settings = config.stash[SETTINGS]
-    if result.status == Status.FAILED and settings.warn_only:
+    warn_only = run.settings.warn_only
+    if result.status == Status.FAILED and warn_only:
         result = dataclasses.replace(result, status=Status.WARNED)
-    config.stash[RESULTS].append(result)
-    if result.status == Status.FAILED or (result.status == Status.ERROR and not settings.warn_only):
+    run.results.append(result)
+    if result.status == Status.FAILED or (result.status == Status.ERROR and not warn_only):
         pytest.fail(result.explain(), pytrace=False)
     return result
