@@ -171,7 +171,7 @@ def test_git_store_writes_and_reads_back_on_an_orphan_branch(tmp_path: Path) -> 
     assert store.commits() == {head}
     # Readable on GitHub: indented JSON, a README, and no history shared with the code.
     text = git(repo, "show", f"perfgate-baselines:{record_path(head)}")
-    assert text.startswith('{\n  "schema": 1,')
+    assert text.startswith('{\n  "schema": 2,')
     assert "perfgate baselines" in git(repo, "show", "perfgate-baselines:README.md")
     assert git(repo, "rev-list", "--count", "perfgate-baselines") == "1"
     assert store.describe() == f"git ref {REF}"

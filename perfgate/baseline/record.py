@@ -13,7 +13,8 @@ from perfgate import __version__
 from perfgate.exceptions import BaselineError
 from perfgate.verdict.model import GateReport, Verdict, without_nan
 
-BASELINE_SCHEMA = 1
+BASELINE_SCHEMA = 2
+READABLE = (1, 2)  # schema 1 records (perfgate 0.1) are read as they are
 
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
@@ -62,7 +63,7 @@ class BaselineRecord:
         return next((r for r in self.results if r.kind == kind and r.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON (schema 1)."""
+        """Plain JSON (schema 2; each result as in a results file)."""
         return {
             "schema": self.schema,
             "commit": self.commit,
@@ -80,10 +81,11 @@ class BaselineRecord:
         if not isinstance(data, Mapping):
             raise BaselineError(f"expected a JSON object, got {_kind(data)}")
         schema = data.get("schema")
-        if schema != BASELINE_SCHEMA:
+        if schema not in READABLE:
             raise BaselineError(
                 f"unsupported baseline schema {schema!r} (this perfgate reads schema "
-                f"{BASELINE_SCHEMA}; perfgate {data.get('perfgate_version', '?')} wrote it)"
+                f"{' or '.join(map(str, READABLE))}; perfgate {data.get('perfgate_version', '?')} "
+                "wrote it)"
             )
         for key, (typ, what) in _FIELDS.items():
             if key not in data:
