@@ -134,7 +134,7 @@ def test_record_round_trips_through_json() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"schema": 2}, "unsupported baseline schema 2"),
+        ({"schema": 3}, "unsupported baseline schema 3"),
         ({"commit": None}, "commit: expected a commit sha, got null"),
         ({"dirty": "no"}, "dirty: expected true or false, got str"),
         ({"results": [{"kind": "endpoint"}]}, "results[0]: missing key 'name'"),

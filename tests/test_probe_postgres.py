@@ -12,7 +12,7 @@ import pytest
 from perfgate.budgets.model import Query
 from perfgate.exceptions import QueryError
 from perfgate.plan import shape_fingerprint
-from perfgate.probes.postgres import measure_query, pin_session, planner_settings
+from perfgate.probes.postgres import measure_query, planner_settings
 from perfgate.probes.sqlparams import quote_literal
 
 TABLE = "pgprobe_guests"
@@ -81,10 +81,10 @@ async def test_protocol_pins_settings_per_run_and_records_them(pg_dsn: str, gues
 
 
 @pytest.mark.asyncio
-async def test_pin_session_and_planner_settings(pg_dsn: str) -> None:
+async def test_planner_settings_are_the_ones_in_force(pg_dsn: str) -> None:
     conn = await _connect(pg_dsn)
     try:
-        await pin_session(conn, "force_generic_plan")
+        await conn.execute("SET jit = off; SET plan_cache_mode = force_generic_plan")
         settings = await planner_settings(conn)
     finally:
         await conn.close()

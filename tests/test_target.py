@@ -21,7 +21,6 @@ from perfgate.system.target import (
     asgi_lifespan,
     load_app,
     process_group_alive,
-    start_command,
 )
 
 SERVER = textwrap.dedent(
@@ -72,7 +71,7 @@ def _gone(pid: int) -> bool:
 
 
 def _target(script: Path, *args: str, status: int = 200, timeout: float = 10) -> CommandTarget:
-    return start_command(
+    return CommandTarget(
         _command(script, *args, status=status),
         env={"GREETING": "hello-{port}"},
         cwd=script.parent,
@@ -111,7 +110,7 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(script: Pat
 
 def test_early_exit_is_a_target_error_with_code_and_output(tmp_path: Path) -> None:
     command = f"{sys.executable} -c \"print('boom: no DATABASE_URL'); raise SystemExit(3)\""
-    target = start_command(
+    target = CommandTarget(
         command, env={}, cwd=tmp_path, ready_path="/", ready_timeout_s=10, port=None
     )
     with pytest.raises(TargetError, match=r"exited with code 3") as caught:
@@ -131,7 +130,7 @@ def test_never_ready_is_a_target_error_after_the_timeout(script: Path) -> None:
 
 
 def test_a_missing_executable_is_a_target_error(tmp_path: Path) -> None:
-    target = start_command(
+    target = CommandTarget(
         "/nonexistent/server --port {port}",
         env={},
         cwd=tmp_path,

@@ -38,7 +38,7 @@ class BaselineRecord:
     commit_date: str  # ISO 8601
     created_at: str  # ISO 8601, UTC: when the run was measured
     perfgate_version: str
-    environment: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, object] = field(default_factory=dict)
     results: tuple[Verdict, ...] = ()
     dirty: bool = False  # the work tree had uncommitted changes: labelled, not hidden
     schema: int = BASELINE_SCHEMA

@@ -53,15 +53,21 @@ class RegressionPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class Login:
-    """A request sent once per target before any endpoint; ``{login.PATH}`` reads its answer."""
+class Request:
+    """What to send: the request line, headers, a JSON or raw body, the statuses accepted."""
 
     method: str
-    path: str
+    path: str  # with its query string; may hold {login...}, {seq}, {uuid}
     headers: Mapping[str, str] = field(default_factory=dict)
-    json: Any = None
+    json: object = None  # a JSON body, as YAML gave it
     body: str | None = None
-    expect_status: frozenset[int] | None = None
+    expect_status: frozenset[int] | None = None  # besides 2xx
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Login(Request):
+    """A request sent once per target before any endpoint; ``{login.PATH}`` reads its answer."""
+
     line: int | None = None
 
 
@@ -126,17 +132,11 @@ class Defaults:
     regression: RegressionPolicy = field(default_factory=RegressionPolicy)
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One endpoint scenario and its budget."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint(Request):
+    """One endpoint: its request, how hard to send it, and its budget."""
 
     name: str
-    method: str
-    path: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    json: Any = None
-    body: str | None = None
-    expect_status: frozenset[int] | None = None
     requests: int = 300
     concurrency: int = 10
     warmup: int = 30

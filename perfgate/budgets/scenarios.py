@@ -16,6 +16,7 @@ from perfgate.budgets.model import (
     Login,
     Query,
     QueryBudget,
+    Request,
 )
 from perfgate.budgets.namedsql import NamedSqlError, named_parameters, read_named_query
 from perfgate.budgets.placeholders import PER_REQUEST, REQUEST
@@ -53,7 +54,7 @@ QUERY_KEYS = (
 
 def read_request(
     src: Source, raw: dict[str, Any], path: Path_, allowed: frozenset[str]
-) -> dict[str, Any] | None:
+) -> Request | None:
     """What to send: method and path, headers, a json or raw body, and the accepted statuses."""
     if "request" not in raw:
         return None
@@ -89,14 +90,14 @@ def read_request(
             else:
                 codes.append(code)
         expect = frozenset(codes)
-    return {
-        "method": method,
-        "path": target,
-        "headers": src.template_map(raw.get("headers"), (*path, "headers"), allowed),
-        "json": _interpolate_json(src, raw.get("json"), (*path, "json"), allowed),
-        "body": body,
-        "expect_status": expect,
-    }
+    return Request(
+        method=method,
+        path=target,
+        headers=src.template_map(raw.get("headers"), (*path, "headers"), allowed),
+        json=_interpolate_json(src, raw.get("json"), (*path, "json"), allowed),
+        body=body,
+        expect_status=expect,
+    )
 
 
 def _requesting(src: Source, value: Any, path: Path_, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -108,14 +109,24 @@ def _requesting(src: Source, value: Any, path: Path_, keys: tuple[str, ...]) -> 
 
 def read_login(src: Source, value: Any, path: Path_) -> Login | None:
     """target.login: the request that logs in once per target, before any endpoint."""
-    parts = read_request(src, _requesting(src, value, path, LOGIN_KEYS), path, PER_REQUEST)
-    return Login(**parts, line=src.lines.get(path)) if parts is not None else None
+    request = read_request(src, _requesting(src, value, path, LOGIN_KEYS), path, PER_REQUEST)
+    if request is None:
+        return None
+    return Login(
+        method=request.method,
+        path=request.path,
+        headers=request.headers,
+        json=request.json,
+        body=request.body,
+        expect_status=request.expect_status,
+        line=src.lines.get(path),
+    )
 
 
 def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> Endpoint | None:
     raw = _requesting(src, value, path, ENDPOINT_KEYS)
-    parts = read_request(src, raw, path, REQUEST)
-    if parts is None:
+    request = read_request(src, raw, path, REQUEST)
+    if request is None:
         return None
     budget: dict[str, float] = {}
     for key, item in src.mapping(
@@ -131,7 +142,12 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
     }
     return Endpoint(
         name=name,
-        **parts,
+        method=request.method,
+        path=request.path,
+        headers=request.headers,
+        json=request.json,
+        body=request.body,
+        expect_status=request.expect_status,
         requests=counts.get("requests") or d.requests,
         concurrency=counts.get("concurrency") or d.concurrency,
         warmup=d.warmup if counts.get("warmup") is None else int(counts["warmup"] or 0),

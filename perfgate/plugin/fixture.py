@@ -39,7 +39,7 @@ class PerfgateFixture:
         requests: int | None = None,
         concurrency: int | None = None,
         warmup: int | None = None,
-        budget: Mapping[str, Any] | None = None,
+        budget: Mapping[str, object] | None = None,
         headers: Mapping[str, str] | None = None,
         json: Any = None,
         body: str | None = None,
@@ -47,7 +47,7 @@ class PerfgateFixture:
         timeout: str | float | None = None,
     ) -> Verdict:
         """Measure ``METHOD path`` against the budgets file's target; fail the test on a breach."""
-        raw: dict[str, Any] = {"request": f"{method.upper()} {path}"}
+        raw: dict[str, object] = {"request": f"{method.upper()} {path}"}
         for key, value in (
             ("requests", requests),
             ("concurrency", concurrency),
@@ -86,7 +86,7 @@ class PerfgateFixture:
         name: str,
         sql: str,
         *params: Any,
-        budget: Mapping[str, Any] | None = None,
+        budget: Mapping[str, object] | None = None,
         runs: int | None = None,
         require_index: bool = False,
         generic_plan: bool = False,
@@ -94,7 +94,7 @@ class PerfgateFixture:
         statement_timeout: str | float | None = None,
     ) -> Verdict:
         """EXPLAIN ANALYZE ``sql`` on the scratch database and gate it like a budgets.yaml query."""
-        raw: dict[str, Any] = {"sql": sql, "params": list(params)}
+        raw: dict[str, object] = {"sql": sql, "params": list(params)}
         for key, value in (
             ("budget", dict(budget) if budget else None),
             ("runs", runs),

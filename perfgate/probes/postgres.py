@@ -25,8 +25,6 @@ from perfgate.exceptions import PlanError, QueryError
 from perfgate.plan import Plan, parse_plan
 from perfgate.probes.sqlparams import check_count, coerce_params, literal
 
-SCHEMA_VERSION = 1
-
 # Pinned so a plan does not flip with the machine's core count or JIT thresholds.
 PINNED_SETTINGS: Mapping[str, str] = {"jit": "off", "max_parallel_workers_per_gather": "0"}
 # Recorded with every measurement (plus every enable_*): the settings that change plans.
@@ -80,44 +78,6 @@ class QueryMeasurement:
     settings: Mapping[str, str] = field(default_factory=dict)
     relation_pages: Mapping[str, int] = field(default_factory=dict)
     index_plan: Plan | None = None  # the re-plan with enable_seqscan = off (require_index)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON (schema 1)."""
-        return {
-            "schema": SCHEMA_VERSION,
-            "name": self.name,
-            "plan": self.plan.to_json(),
-            "execution_ms": list(self.execution_ms),
-            "planning_ms": list(self.planning_ms),
-            "server_version": self.server_version,
-            "settings": dict(self.settings),
-            "relation_pages": dict(self.relation_pages),
-            "index_plan": self.index_plan.to_json() if self.index_plan else None,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> QueryMeasurement:
-        """Inverse of to_json; PlanError when the data is not such a form."""
-        if data.get("schema") != SCHEMA_VERSION:
-            raise PlanError(f"stored query measurement has schema {data.get('schema')!r}")
-        index_plan = data.get("index_plan")
-        return cls(
-            name=str(data["name"]),
-            plan=Plan.from_json(data["plan"]),
-            execution_ms=tuple(float(x) for x in data["execution_ms"]),
-            planning_ms=tuple(float(x) for x in data["planning_ms"]),
-            server_version=str(data["server_version"]),
-            settings={str(k): str(v) for k, v in dict(data.get("settings", {})).items()},
-            relation_pages={
-                str(k): int(v) for k, v in dict(data.get("relation_pages", {})).items()
-            },
-            index_plan=Plan.from_json(index_plan) if index_plan is not None else None,
-        )
-
-
-async def pin_session(conn: asyncpg.Connection, plan_cache_mode: str = "auto") -> None:
-    """Pin the plan-changing settings for the whole session (measure_query also pins per run)."""
-    await _set(conn, {**PINNED_SETTINGS, "plan_cache_mode": plan_cache_mode}, local=False)
 
 
 async def planner_settings(conn: asyncpg.Connection) -> dict[str, str]:

@@ -52,6 +52,7 @@ __all__ = [
     "make_client",
 ]
 
+# ASGI's scopes and messages are dicts of any JSON-like values, by the ASGI specification.
 ASGIApp = Callable[
     [
         MutableMapping[str, Any],
@@ -61,6 +62,7 @@ ASGIApp = Callable[
     Awaitable[None],
 ]
 
+_DEFAULT_TIMEOUT = httpx.Timeout(5.0)  # httpx's own default
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _Key = tuple[bytes, bytes, int]
@@ -422,21 +424,30 @@ def make_client(
 
     App exceptions become 500 responses (as a real server would answer), not raised errors.
     """
-    options: dict[str, Any] = {
-        "base_url": base_url,
-        "headers": dict(headers),
-        "timeout": httpx.Timeout(timeout_s),
-    }
+    timeout = httpx.Timeout(timeout_s)
     if app is not None:
         return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), **options
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url=base_url,
+            headers=dict(headers),
+            timeout=timeout,
         )
-    return DriverClient(KeepAliveTransport(max_connections=max_connections), **options)
+    keepalive = KeepAliveTransport(max_connections=max_connections)
+    return DriverClient(keepalive, base_url=base_url, headers=dict(headers), timeout=timeout)
 
 
 class DriverClient(httpx.AsyncClient):
     """An ``httpx.AsyncClient`` over a ``KeepAliveTransport`` the driver may call directly."""
 
-    def __init__(self, keepalive: KeepAliveTransport, **options: Any) -> None:
-        super().__init__(transport=keepalive, **options)
+    def __init__(
+        self,
+        keepalive: KeepAliveTransport,
+        *,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout = _DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(
+            transport=keepalive, base_url=base_url, headers=dict(headers or {}), timeout=timeout
+        )
         self.keepalive = keepalive

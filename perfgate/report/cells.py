@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from perfgate.verdict.model import GateReport, Verdict
 from perfgate.verdict.values import Check, Comparison, Metric, Outcome, Status, format_value
@@ -161,14 +160,14 @@ def short_sha(commit: str | None) -> str:
     return (commit or "")[:7]
 
 
-def environment_rows(environment: Mapping[str, Any]) -> list[tuple[str, str]]:
+def environment_rows(environment: Mapping[str, object]) -> list[tuple[str, str]]:
     """(label, text) pairs: the known keys in a fixed order, then any others sorted."""
     keys = [k for k in ENVIRONMENT_LABELS if k in environment]
     keys += sorted(k for k in environment if k not in ENVIRONMENT_LABELS)
     return [(ENVIRONMENT_LABELS.get(k, k), _environment_value(environment[k])) for k in keys]
 
 
-def _environment_value(value: Any) -> str:
+def _environment_value(value: object) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
     if isinstance(value, (list, tuple)):

@@ -13,7 +13,6 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
@@ -193,7 +192,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _context(report: GateReport) -> dict[str, Any]:
+def _context(report: GateReport) -> dict[str, object]:
     items, outcomes = headline_parts(report)
     counts = report.counts()
     if report.status == Status.FAILED:

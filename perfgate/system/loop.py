@@ -62,10 +62,6 @@ class LoopThread:
             future.cancel()
             raise
 
-    async def run_async(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await a coroutine that runs on this loop, from any other loop."""
-        return await asyncio.wrap_future(self.submit(coro))
-
     def close(self) -> None:
         """Cancel what is left, stop the loop and join the thread."""
         with self._lock:

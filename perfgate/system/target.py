@@ -35,7 +35,6 @@ __all__ = [
     "free_port",
     "load_app",
     "process_group_alive",
-    "start_command",
 ]
 
 
@@ -219,26 +218,6 @@ def _status_of_get(host: str, port: int, path: str, deadline: float) -> int:
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
         raise ConnectionError(f"not an HTTP response: {head[:60]!r}")
     return int(parts[1])
-
-
-def start_command(
-    command: str,
-    *,
-    env: Mapping[str, str],
-    cwd: Path,
-    ready_path: str,
-    ready_timeout_s: float,
-    port: int | None = None,
-) -> CommandTarget:
-    """A ``CommandTarget``; use it as ``async with`` / ``with`` or call ``start()``/``stop()``."""
-    return CommandTarget(
-        command,
-        env=env,
-        cwd=cwd,
-        ready_path=ready_path,
-        ready_timeout_s=ready_timeout_s,
-        port=port,
-    )
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 __all__ = ["ENVIRONMENT_KEYS", "environment_differences"]
 
@@ -21,7 +20,7 @@ ENVIRONMENT_KEYS = (
 
 
 def environment_differences(
-    base_env: Mapping[str, Any], cur_env: Mapping[str, Any]
+    base_env: Mapping[str, object], cur_env: Mapping[str, object]
 ) -> tuple[str, ...]:
     """One reason per differing key: ``"cpu_count: 4 -> 2"``; settings name each changed one.
 
@@ -37,7 +36,7 @@ def environment_differences(
     return tuple(reasons)
 
 
-def _differences(key: str, was: Any, now: Any) -> list[str]:
+def _differences(key: str, was: object, now: object) -> list[str]:
     if isinstance(was, Mapping) and isinstance(now, Mapping):
         out: list[str] = []
         for sub in sorted(set(was) | set(now), key=str):
@@ -48,5 +47,5 @@ def _differences(key: str, was: Any, now: Any) -> list[str]:
     return [] if was == now else [f"{key}: {_show(was)} -> {_show(now)}"]
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     return value if isinstance(value, str) else repr(value)

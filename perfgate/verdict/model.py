@@ -177,7 +177,7 @@ class GateReport:
     """A whole gate run: what every report format renders."""
 
     results: tuple[Verdict, ...]
-    environment: Mapping[str, Any]  # JSON: what the numbers were measured on
+    environment: Mapping[str, object]  # JSON values: what the numbers were measured on
     created_at: str  # ISO 8601, UTC
     perfgate_version: str
     budgets_file: str | None = None
