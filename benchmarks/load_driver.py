@@ -42,8 +42,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from perfgate.probes.http import RequestSpec, drive
-from perfgate.probes.transport import KeepAliveTransport, make_client
+from perfgate.probes.client import make_client
+from perfgate.probes.http import drive
+from perfgate.probes.requests import RequestSpec
+from perfgate.probes.transport import KeepAliveTransport
 from perfgate.system.loop import new_event_loop
 from perfgate.system.target import CommandTarget
 

@@ -45,8 +45,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from perfgate.budgets.model import RegressionPolicy
-from perfgate.probes.http import RequestSpec, drive
-from perfgate.probes.transport import make_client
+from perfgate.probes.client import make_client
+from perfgate.probes.http import drive
+from perfgate.probes.requests import RequestSpec
 from perfgate.stats import coefficient_of_variation, quantile
 from perfgate.system.target import CommandTarget
 from perfgate.verdict.compare import compare_results, needs_more, overall, per_look, pool

@@ -18,8 +18,10 @@ import pytest
 import pytest_asyncio
 
 from perfgate.exceptions import TargetError
-from perfgate.probes.http import RequestSpec, drive, wait_ready
-from perfgate.probes.transport import DriverClient, KeepAliveTransport, make_client
+from perfgate.probes.client import DriverClient, make_client
+from perfgate.probes.http import drive, wait_ready
+from perfgate.probes.requests import RequestSpec
+from perfgate.probes.transport import KeepAliveTransport
 from perfgate.system.target import free_port
 
 

@@ -32,7 +32,7 @@ from perfgate.stats import (
     student_t_cdf,
     student_t_ppf,
 )
-from perfgate.stats.estimates import _resampled_quantiles
+from perfgate.stats.twosample import _resampled_quantiles
 
 # --- values -----------------------------------------------------------------------------------
 

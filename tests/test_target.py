@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from perfgate.exceptions import TargetError
-from perfgate.probes.http import RequestSpec, drive
-from perfgate.probes.transport import make_client
+from perfgate.probes.client import make_client
+from perfgate.probes.http import drive
+from perfgate.probes.requests import RequestSpec
 from perfgate.system.target import (
     CommandTarget,
     asgi_lifespan,

@@ -5,7 +5,9 @@ defined beside the probe, which ``perfgate.verdict`` turns into a verdict.
 
 http.py         HttpProbe: an endpoint driven at a fixed concurrency (EndpointRun)
 postgres.py     PostgresProbe: a query's EXPLAIN (ANALYZE, BUFFERS) runs (QueryMeasurement)
-transport.py    the keep-alive HTTP/1.1 transport the load driver sends through
+requests.py     what the driver sends: a request, and {seq}/{uuid} new for every request
+client.py       the httpx client the driver sends through (make_client)
+transport.py    the keep-alive HTTP/1.1 transport under it
 wire.py         one connection as an asyncio Protocol
 servertiming.py Server-Timing and x-response-time
 sqlparams.py    a query's parameters, coerced to the types PostgreSQL asks for

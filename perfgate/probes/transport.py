@@ -43,13 +43,11 @@ from perfgate.probes.wire import Deadlines, Failure, RawResponse, Wire, parse_he
 
 __all__ = [
     "ASGIApp",
-    "DriverClient",
     "KeepAliveTransport",
     "Lane",
     "Prepared",
     "RawResponse",
     "Record",
-    "make_client",
 ]
 
 # ASGI's scopes and messages are dicts of any JSON-like values, by the ASGI specification.
@@ -62,7 +60,6 @@ ASGIApp = Callable[
     Awaitable[None],
 ]
 
-_DEFAULT_TIMEOUT = httpx.Timeout(5.0)  # httpx's own default
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _Key = tuple[bytes, bytes, int]
@@ -410,44 +407,3 @@ def _encode_request(request: httpx.Request, body: bytes) -> bytes:
     else:
         parts.append(body)
     return b"".join(parts)
-
-
-def make_client(
-    base_url: str,
-    *,
-    headers: Mapping[str, str],
-    timeout_s: float,
-    max_connections: int,
-    app: ASGIApp | None = None,
-) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` for the driver: in-process when ``app`` is given, else over TCP.
-
-    App exceptions become 500 responses (as a real server would answer), not raised errors.
-    """
-    timeout = httpx.Timeout(timeout_s)
-    if app is not None:
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url=base_url,
-            headers=dict(headers),
-            timeout=timeout,
-        )
-    keepalive = KeepAliveTransport(max_connections=max_connections)
-    return DriverClient(keepalive, base_url=base_url, headers=dict(headers), timeout=timeout)
-
-
-class DriverClient(httpx.AsyncClient):
-    """An ``httpx.AsyncClient`` over a ``KeepAliveTransport`` the driver may call directly."""
-
-    def __init__(
-        self,
-        keepalive: KeepAliveTransport,
-        *,
-        base_url: str,
-        headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout = _DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(
-            transport=keepalive, base_url=base_url, headers=dict(headers or {}), timeout=timeout
-        )
-        self.keepalive = keepalive

@@ -16,7 +16,7 @@ import httpx
 
 from perfgate.budgets.model import Login
 from perfgate.exceptions import TargetError
-from perfgate.probes.http import RequestSpec, RequestValues
+from perfgate.probes.requests import RequestSpec, RequestValues
 
 __all__ = ["LoginAnswer", "log_in"]
 

@@ -22,8 +22,10 @@ from perfgate import __version__
 from perfgate.budgets.model import Config, Endpoint, Login
 from perfgate.budgets.placeholders import DSN, fill, names
 from perfgate.exceptions import DatabaseError, PerfgateError, TargetError
-from perfgate.probes.http import RequestSpec, RequestValues, wait_ready
-from perfgate.probes.transport import ASGIApp, make_client
+from perfgate.probes.client import make_client
+from perfgate.probes.http import wait_ready
+from perfgate.probes.requests import RequestSpec, RequestValues
+from perfgate.probes.transport import ASGIApp
 from perfgate.redact import redact_text, secret_values
 from perfgate.system.database import PostgresServer, ScratchDatabase, dsn_values, open_server
 from perfgate.system.login import LoginAnswer, log_in
