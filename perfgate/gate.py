@@ -47,7 +47,7 @@ class Gate:
         """Measure one endpoint and hold it against its budget."""
         system = self.system
         try:
-            system.start_target()
+            system.start_target(endpoint.name)
             load = HttpLoad(
                 request=system.request_for(endpoint),
                 requests=endpoint.requests,
@@ -73,7 +73,7 @@ class Gate:
     def run_query(self, query: Query, source: str | None = None) -> Verdict:
         """Measure one query on the scratch database and hold it, and its plan, to the budget."""
         try:
-            probe = PostgresProbe(self.system.database().dsn)
+            probe = PostgresProbe(self.system.database(query.name).dsn)
             measurement = self.system.loop.run(probe.measure(query))
         except QueryError as exc:
             return query_error_result(query, exc, source)

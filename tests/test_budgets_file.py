@@ -107,12 +107,117 @@ def test_a_good_file_parses_with_units() -> None:
             "budgets.yaml:3: defaults.plan_rules.misestimate: expected one of warning, error, off*",
         ),
         ("version: 1\n  bad: [\n", "budgets.yaml:2: invalid YAML:*"),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n"
+            "  a: {request: GET /, budget: {p95_ms: 1\n  b: GET /\n",
+            "budgets.yaml:5: invalid YAML: expected ',' or '}', but got ':' (while parsing a "
+            "flow mapping that starts at line 4, column 31)",
+        ),
         ("", "budgets.yaml: the file is empty*"),
+        ("target: {base_url: 'http://x'}\n", "*missing required key 'version' (add `version: 1`*"),
+        (
+            "version: 1\ntarget:\n  command: 'app --port {port}'\n"
+            "  env: {DATABASE_URL: 'postgresql://u@{dns_host}/db'}\n",
+            "budgets.yaml:4: target.env.DATABASE_URL: unknown placeholder {dns_host} "
+            "(did you mean {dsn_host}?)",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: POST /\n"
+            "    json: {slug: 'lt-{sqe}'}\n",
+            "budgets.yaml:6: endpoints.a.json.slug: unknown placeholder {sqe} "
+            "(did you mean {seq}?)",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a: 'GET /x?d={dsn}'\n",
+            "budgets.yaml:4: endpoints.a.request: {dsn} cannot be used here*",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x', headers: {A: 'T {login.token}'}}\n",
+            "budgets.yaml:2: target.headers.A: {login.token} needs target.login*",
+        ),
+        (
+            "version: 1\nqueries:\n  q: {sql: 'SELECT 1', sql_file: x.sql}\n",
+            "budgets.yaml:3: queries.q: set exactly one of sql or sql_file",
+        ),
+        (
+            "version: 1\nqueries:\n  q: {sql: 'SELECT $1 + :n', params: [1]}\n",
+            "budgets.yaml:3: queries.q.params: the SQL uses named parameters (:n): give params as "
+            "a mapping*",
+        ),
+        (
+            "version: 1\nqueries:\n  q: {sql: 'SELECT :a, :b', params: {a: 1, c: 2}}\n",
+            "budgets.yaml:3: queries.q.params: no value for :b*",
+        ),
+        (
+            "version: 1\ndatabase:\n  setup: [{run: 'alembic upgrade head', cwd: nowhere}]\n",
+            "budgets.yaml:3: database.setup[[]0[]].cwd: directory not found: nowhere*",
+        ),
+        (
+            "version: 1\ndatabase:\n  setup: [{run: 'alembic \"upgrade'}]\n",
+            "budgets.yaml:3: database.setup[[]0[]].run: cannot split the command line*",
+        ),
+        (
+            "version: 1\ntarget: {command: ''}\n",
+            "budgets.yaml:2: target.command: cannot split the command line: the command is empty",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x', login: {request: 'POST /login', x: 1}}\n",
+            "budgets.yaml:2: target.login.x: unknown key*",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: GET /\n"
+            "    expect_status: [201, 700]\n",
+            "budgets.yaml:6: endpoints.a.expect_status[[]1[]]: expected an HTTP status 100-599*",
+        ),
     ],
 )
 def test_each_mistake_is_one_located_error(text: str, expected: str) -> None:
     message = errors_of(text)
     assert fnmatch(message, expected), message
+
+
+def test_named_queries_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "queries.sql").write_text(
+        "-- name: by-slug^\n-- One article.\nSELECT * FROM articles WHERE slug = :slug "
+        "AND published_at::date <= :day;\n\n-- name: count$\nSELECT count(*) FROM articles;\n"
+    )
+    (tmp_path / "plain.sql").write_text("SELECT 1\n")
+    text = (
+        "version: 1\nqueries:\n"
+        "  a: {sql_file: queries.sql, name: by_slug, params: {slug: x, day: 2026-06-13}}\n"
+        "  b: {sql_file: plain.sql}\n"
+    )
+    config = parse_config(text, tmp_path / "budgets.yaml", {})
+    a, b = config.queries
+    assert a.sql == "SELECT * FROM articles WHERE slug = $1 AND published_at::date <= $2;"
+    assert a.params[0] == "x"
+    assert b.sql == "SELECT 1\n"
+    missing = errors_of_file(
+        tmp_path, "version: 1\nqueries:\n  c: {sql_file: queries.sql, name: nope}\n"
+    )
+    assert "has no query named 'nope' (its queries: by-slug, count)" in missing
+    whole = errors_of_file(tmp_path, "version: 1\nqueries:\n  c: {sql_file: plain.sql, name: x}\n")
+    assert "it has no `-- name:` lines, so it is one query; drop name: to gate it" in whole
+    unnamed = errors_of_file(tmp_path, "version: 1\nqueries:\n  c: {sql_file: queries.sql}\n")
+    assert "holds named queries (by-slug, count): say which with name:" in unnamed
+
+
+def errors_of_file(root: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as excinfo:
+        parse_config(text, root / "budgets.yaml", {})
+    return str(excinfo.value)
+
+
+def test_database_dsn_defaults_to_perfgate_dsn() -> None:
+    dsn = "postgresql://postgres@127.0.0.1:5432/postgres"
+    config = parse_config("version: 1\nqueries:\n  q: {sql: SELECT 1}\n", Path("b.yaml"),
+                          {"PERFGATE_DSN": dsn})  # fmt: skip
+    assert config.database.dsn == dsn
+    written = parse_config(
+        "version: 1\ndatabase: {dsn: ''}\n", Path("b.yaml"), {"PERFGATE_DSN": dsn}
+    )
+    assert written.database.dsn is None  # written empty: the embedded server, as asked
+    assert parse_config("version: 1\n", Path("b.yaml"), {}).database.dsn is None
 
 
 def test_interpolation_defaults_and_escapes() -> None:

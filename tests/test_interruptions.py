@@ -116,7 +116,7 @@ def test_a_ready_path_that_answers_404_fails_at_once_and_only_once(
     assert time.monotonic() - started < 15  # not 3 x 30 s of waiting
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
-        ["*GET /nowhere answered HTTP 404: the server is up, but nothing answers 2xx*"]
+        ["*target.ready: GET /nowhere answered HTTP 404 (the server is up, but nothing answers*"]
     )
     assert starts.read_text() == "x"
 

@@ -56,7 +56,12 @@ def read_named_query(path: Path, name: str | None) -> tuple[str, int]:
         if not sql:
             raise NamedSqlError(f"{path}: query {name!r} has no SQL")
         return sql, text.count("\n", 0, header.start()) + 1
-    known = ", ".join(h.group(1) for h in headers) or "none"
+    if not headers:
+        raise NamedSqlError(
+            f"{path} has no query named {name!r}: it has no `-- name:` lines, so it is one "
+            "query; drop name: to gate it"
+        )
+    known = ", ".join(h.group(1) for h in headers)
     raise NamedSqlError(f"{path} has no query named {name!r} (its queries: {known})")
 
 

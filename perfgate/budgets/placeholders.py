@@ -36,6 +36,8 @@ DSN = frozenset({"dsn", "dsn_host", "dsn_port", "dsn_user", "dsn_password", "dsn
 PER_REQUEST = frozenset({"seq", "uuid"})
 TARGET = DSN | {"port"}  # target.command and target.env
 REQUEST = PER_REQUEST | {"login"}  # what is sent: headers, request line, json, body
+KNOWN = DSN | REQUEST | {"port"}
+_BRACED = re.compile(r"\{([A-Za-z_][\w.-]*)\}")
 
 
 def names(text: str) -> list[str]:
@@ -44,21 +46,51 @@ def names(text: str) -> list[str]:
 
 
 def problems(text: str, allowed: Iterable[str], *, has_login: bool) -> list[str]:
-    """Why the placeholders in ``text`` cannot be filled where it is written (empty: fine)."""
+    """Why the placeholders in ``text`` cannot be filled where it is written (empty: fine).
+
+    A ``{word}`` that is no placeholder but close to one (``{dns_host}``, ``{sqe}``) is taken
+    for a typo: left as it is, it would be sent as written and fail far from its cause.
+    """
     allowed = frozenset(allowed)
     out = []
-    for name in names(text):
-        kind = "login" if name.split(".", 1)[0] == "login" else name
-        if kind not in allowed:
+    for match in _BRACED.finditer(text):
+        name = match.group(1)
+        head = name.split(".", 1)[0]
+        kind = "login" if head == "login" else name
+        if kind not in KNOWN:
+            close = _typo_of(head)
+            if close:
+                rest = name[len(head) :]
+                out.append(f"unknown placeholder {{{name}}} (did you mean {{{close}{rest}}}?)")
+        elif kind not in allowed:
             where = ", ".join("{" + a + "}" for a in sorted(allowed)) or "none"
             out.append(f"{{{name}}} cannot be used here (placeholders allowed here: {where})")
         elif kind == "login" and "." not in name:
             out.append("{login} needs a path into the login response, e.g. {login.user.token}")
         elif kind == "login" and not has_login:
             out.append(f"{{{name}}} needs target.login (the request that logs in)")
-        elif kind not in DSN and kind not in REQUEST and kind != "port":
-            out.append(f"unknown placeholder {{{name}}}")
     return out
+
+
+def _typo_of(word: str) -> str | None:
+    """The placeholder ``word`` is a slip of: one edit away (two for long names), or dsn_*."""
+    best = min(sorted(KNOWN), key=lambda known: _edits(word, known))
+    allowed = 2 if len(best) >= 7 else 1
+    if _edits(word, best) <= allowed or word.startswith("dsn_"):
+        return best
+    return None
+
+
+def _edits(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) from ``a`` to ``b``."""
+    rows = [list(range(len(b) + 1))] + [[i] + [0] * len(b) for i in range(1, len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            rows[i][j] = min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                rows[i][j] = min(rows[i][j], rows[i - 2][j - 2] + 1)
+    return rows[len(a)][len(b)]
 
 
 def fill(text: str, values: Mapping[str, str]) -> str:

@@ -40,6 +40,7 @@ from perfgate.system.launch import split_command
 TOP_KEYS = ("version", "target", "database", "defaults", "endpoints", "queries")
 TARGET_KEYS = ("command", "app", "base_url", "ready", "ready_timeout", "env", "headers", "login")
 DATABASE_KEYS = ("dsn", "setup", "isolate")
+DSN_VARIABLE = "PERFGATE_DSN"  # the server database.dsn defaults to
 SETUP_COMMAND_KEYS = ("run", "env", "cwd", "timeout")
 DEFAULT_KEYS = (
     "requests",
@@ -224,10 +225,13 @@ def _target(src: Source, value: Any) -> Target:
 
 def _database(src: Source, value: Any, root: Path) -> Database:
     path: Path_ = ("database",)
-    if value is None:
-        return Database()
     raw = src.mapping(value, path, DATABASE_KEYS)
-    dsn = src.string(raw["dsn"], (*path, "dsn")) if raw.get("dsn") is not None else None
+    if "dsn" in raw:
+        dsn = src.string(raw["dsn"], (*path, "dsn")) if raw["dsn"] is not None else None
+    else:  # not written: the PERFGATE_DSN of the environment, as the README's commands use it
+        dsn = src.env.get(DSN_VARIABLE) or None
+    if value is None:
+        return Database(dsn=dsn)
     if dsn and not dsn.startswith(("postgres://", "postgresql://")):
         src.error((*path, "dsn"), "expected a URL like postgresql://user@host:5432/postgres")
     setup = raw.get("setup", [])

@@ -75,6 +75,12 @@ def compose(text: str, filename: str) -> tuple[Any, dict[Path_, int]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start is not None and (mark is None or start.line != mark.line):
+            # Where the unclosed bracket or quote began, which is where the fix usually is.
+            problem += (
+                f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
+            )
         raise ConfigError(f"invalid YAML: {problem}", path=filename, line=line) from None
     lines: dict[Path_, int] = {}
     constructor = yaml.SafeLoader("")
@@ -163,7 +169,8 @@ class Source:
             out[skey] = item
         for key in required:
             if key not in out:
-                self.error(path, f"missing required key {key!r}")
+                hint = " (add `version: 1` at the top of the file)" if key == "version" else ""
+                self.error(path, f"missing required key {key!r}{hint}")
         return out
 
     def string(self, value: Any, path: Path_, *, interpolate_env: bool = True) -> str | None:

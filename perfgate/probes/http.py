@@ -286,8 +286,8 @@ def ready_verdict(status: int, method_path: str) -> bool:
             else "the server is up, but nothing answers 2xx at that path"
         )
         raise TargetError(
-            f"{method_path} answered HTTP {status}: {why}; set target.ready to a path that "
-            "answers 2xx without credentials (e.g. ready: /docs or ready: /)"
+            f"target.ready: {method_path} answered HTTP {status} ({why}); set target.ready to "
+            "a path your app answers with 2xx without credentials"
         )
     return False
 

@@ -124,7 +124,9 @@ def _problem_lines(report: GateReport, width: int) -> list[str]:
     for r in report.results:
         label = verdict(r)
         if label == ERROR_VERDICT:
-            lines += _problem(label, r.name, r.error or "could not be measured", width)
+            # Its first line: the whole of it (a target's output, say) is in the failure above.
+            first, _, more = (r.error or "could not be measured").strip().partition("\n")
+            lines += _problem(label, r.name, first + (" (more above)" if more else ""), width)
             continue
         if label in (FAIL, WARN):
             for check in r.failed_checks:

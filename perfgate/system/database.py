@@ -138,6 +138,7 @@ class ScratchDatabase:
     notes: list[str] = field(default_factory=list)  # statements skipped during setup
     restores: int = 0
     restore_seconds: float = 0.0
+    server_version: str = ""
     _template: str | None = None
     _version: int = 0
     _dropped: bool = False
@@ -221,9 +222,20 @@ class ScratchDatabase:
             await conn.execute("VACUUM (ANALYZE)")
             size = await conn.fetchval("SELECT pg_database_size(current_database())")
             version = await conn.fetchval("SELECT current_setting('server_version_num')::int")
+            self.server_version = str(
+                await conn.fetchval("SELECT current_setting('server_version')")
+            )
             return int(size), int(version)
         finally:
             await conn.close()
+
+    def describe(self) -> str:
+        """'the embedded PostgreSQL 18.6' or 'PostgreSQL 15.20 at 127.0.0.1:5432'."""
+        version = self.server_version.split(" ", 1)[0]
+        if self.server.kind == "embedded":
+            return f"the embedded PostgreSQL {version}"
+        values = dsn_values(self.server.dsn)
+        return f"PostgreSQL {version} at {values['dsn_host']}:{values['dsn_port']}"
 
     # -- isolation -----------------------------------------------------------------------------
 

@@ -48,7 +48,9 @@ class System:
     values: RequestValues = field(default_factory=RequestValues)  # {seq} over the whole run
     _server: PostgresServer | None = None
     _database: ScratchDatabase | None = None
-    _failed: dict[str, str] = field(default_factory=dict)  # resource -> why it did not start
+    # resource -> why it did not start, and the item whose error showed that in full (None:
+    # not shown yet)
+    _failed: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     _target_ready: bool = False
     _base_url: str | None = None
     _app: ASGIApp | None = None
@@ -66,9 +68,9 @@ class System:
         """Whether each item starts from the database as setup left it (a target uses it)."""
         return self.config.database.isolate and self.config.target.kind in ("command", "app")
 
-    def database(self) -> ScratchDatabase:
-        """The scratch database, created (and set up) on first use."""
-        self._not_failed("database")
+    def database(self, item: str = "the first item") -> ScratchDatabase:
+        """The scratch database, created (and set up) on first use (for ``item``)."""
+        self._not_failed("database", item)
         if self._database is None:
             try:
                 if self._server is None:
@@ -79,16 +81,24 @@ class System:
                 if self.isolating:
                     database.keep_pristine()
             except PerfgateError as exc:
-                self._failed["database"] = str(exc)
+                self._failed["database"] = (str(exc), item)
                 raise
             self._database = database
         return self._database
 
-    def _not_failed(self, resource: str) -> None:
-        if resource in self._failed:
-            kind = DatabaseError if resource == "database" else TargetError
-            message = self._failed[resource]
-            raise kind(f"the {resource} could not be started earlier in this run: {message}")
+    def _not_failed(self, resource: str, item: str) -> None:
+        """Raise the error of a resource that did not start: in full once, then shortly."""
+        if resource not in self._failed:
+            return
+        kind = DatabaseError if resource == "database" else TargetError
+        message, shown = self._failed[resource]
+        if shown is None:
+            self._failed[resource] = (message, item)
+            raise kind(message)
+        first = message.strip().split("\n", 1)[0]
+        raise kind(
+            f"the {resource} could not be started (the whole error is shown for {shown}): {first}"
+        )
 
     def begin_item(self) -> None:
         """Start an item from the database as setup left it, if an earlier item wrote to it."""
@@ -99,8 +109,8 @@ class System:
             self._database.restore()
         except PerfgateError as exc:
             # Every later item that needs the database reports this, none measures stale data.
-            self._failed["database"] = f"restoring it for the next item failed: {exc}"
-            self._failed["target"] = self._failed["database"]
+            why = f"restoring the database for the next item failed: {exc}"
+            self._failed["database"] = self._failed["target"] = (why, None)
         self._dirty = False
 
     @contextlib.contextmanager
@@ -118,37 +128,37 @@ class System:
 
     # -- the target --------------------------------------------------------------------------
 
-    def _fill(self, text: str) -> str:
+    def _fill(self, text: str, item: str) -> str:
         if any(name in DSN for name in names(text)):
-            text = fill(text, dsn_values(self.database().dsn))
+            text = fill(text, dsn_values(self.database(item).dsn))
         return text
 
-    def start_target(self) -> None:
+    def start_target(self, item: str = "the first item") -> None:
         """Start the target (and log in) unless it runs; TargetError once and for all if not."""
         if self._target_ready:
             return
-        self._not_failed("target")
+        self._not_failed("target", item)
         try:
-            self._launch_target()
+            self._launch_target(item)
             if self.config.target.login is not None:
                 self._login = self.loop.run(self._log_in(self.config.target.login))
         except PerfgateError as exc:
             if not isinstance(exc, DatabaseError):
-                self._failed["target"] = redact_text(str(exc), self.secrets())
+                self._failed["target"] = (redact_text(str(exc), self.secrets()), item)
             self.stop_target()
             raise
         self._target_ready = True
 
-    def _launch_target(self) -> None:
+    def _launch_target(self, item: str) -> None:
         target = self.config.target
         if target.kind == "none":
             raise TargetError(
                 "budgets file has no target: set target.command, target.app or target.base_url"
             )
-        env = {k: self._fill(v) for k, v in target.env.items()}
+        env = {k: self._fill(v, item) for k, v in target.env.items()}
         if target.kind == "command":
             self._command = CommandTarget(
-                self._fill(target.value),
+                self._fill(target.value, item),
                 env=env,
                 cwd=self.config.root,
                 ready_path=target.ready,
@@ -239,8 +249,10 @@ class System:
 
     def notes(self) -> list[str]:
         """What the summary should say about the run's resources."""
-        out = list(self._database.notes) if self._database is not None else []
-        if self._database is not None and self._database.restores:
+        if self._database is None:
+            return []
+        out = [f"database: {self._database.describe()}", *self._database.notes]
+        if self._database.restores:
             db = self._database
             out.append(
                 f"isolation: the database was restored {db.restores} time(s) after an item wrote "

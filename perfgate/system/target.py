@@ -189,7 +189,7 @@ class CommandTarget:
 
     def _fail(self, what: str) -> None:
         shown = self._output.shown() if self._output is not None else "  (no output)"
-        raise TargetError(f"target command {what}: {self.command}\nlast output:\n{shown}")
+        raise TargetError(f"target command {self.command!r}: {what}\nlast output:\n{shown}")
 
 
 def _status_of_get(host: str, port: int, path: str, deadline: float) -> int:
