@@ -165,6 +165,33 @@ def test_a_good_file_parses_with_units() -> None:
             "budgets.yaml:2: target.login.x: unknown key*",
         ),
         (
+            "version: 1\ndefaults:\n  regression: {metric: execution}\nendpoints: {}\n"
+            "queries:\n  q: {sql: SELECT 1, regression: {metric: p95}}\n",
+            "budgets.yaml:6: queries.q.regression.metric: expected one of execution, mean here*",
+        ),
+        (
+            "version: 1\ndefaults:\n  regression: {threshold: 2000%}\n",
+            "budgets.yaml:3: defaults.regression.threshold: expected a relative change like '10%'*",
+        ),
+        (
+            "version: 1\ndefaults:\n  regression: {confidence: 40%}\n",
+            "budgets.yaml:3: defaults.regression.confidence: expected a confidence level between "
+            "0.5 and 1*",
+        ),
+        (
+            "version: 1\ndefaults:\n  regression: {max_rounds: 0, fail_on_inconclusive: 1}\n",
+            "budgets.yaml:3: defaults.regression.max_rounds: expected a whole number >= 1, got 0*",
+        ),
+        (
+            "version: 1\ndefaults:\n  timeout: 0\n",
+            "budgets.yaml:3: defaults.timeout: expected a positive duration, got 0",
+        ),
+        (
+            "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: GET /\n"
+            "    budget: {max_bytes: lots, min_throughput_rps: 0}\n",
+            "budgets.yaml:6: endpoints.a.budget.max_bytes: expected a size like '64KiB'*",
+        ),
+        (
             "version: 1\ntarget: {base_url: 'http://x'}\nendpoints:\n  a:\n    request: GET /\n"
             "    expect_status: [201, 700]\n",
             "budgets.yaml:6: endpoints.a.expect_status[[]1[]]: expected an HTTP status 100-599*",

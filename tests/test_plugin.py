@@ -297,3 +297,42 @@ def test_fixture_scenarios_are_compared_with_the_baseline(project: pytest.Pytest
     # /slow reports x-response-time, so the timing comparison is on server time
     assert {c["metric"] for c in slow["comparisons"]} >= {"server_p95_ms", "error_rate"}
     assert data["baseline"]["how"] == "file base.json"
+
+
+def test_fixture_query_gates_sql_on_the_scratch_database(
+    pytester: pytest.Pytester, pg_server_dsn: str
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    (pytester.path / "schema.sql").write_text(
+        "CREATE TABLE guests (id int PRIMARY KEY, wedding_id int NOT NULL);"
+        "INSERT INTO guests SELECT g, g % 100 FROM generate_series(1, 20000) g;"
+        "CREATE INDEX ON guests (wedding_id);"
+    )
+    pytester.makefile(
+        ".yaml",
+        budgets=f'version: 1\ndatabase: {{dsn: "{pg_server_dsn}", setup: [schema.sql]}}\n',
+    )
+    pytester.makepyfile(
+        test_sql="""
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_indexed(perfgate):
+            verdict = await perfgate.query(
+                "by-wedding", "SELECT id FROM guests WHERE wedding_id = $1", 7,
+                budget={"max_buffers": 500, "no_seq_scan": True}, runs=3,
+            )
+            assert verdict.metrics["rows"].value == 200
+            assert verdict.details.coarse_fingerprint
+
+        @pytest.mark.asyncio
+        async def test_scan(perfgate):
+            await perfgate.query(
+                "scan", "SELECT id FROM guests WHERE id % 7 = $1", 3,
+                budget={"no_seq_scan": True}, runs=2,
+            )
+        """
+    )
+    result = pytester.runpytest("--perfgate", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*no_seq_scan: Seq Scan on guests*"])

@@ -55,11 +55,25 @@ class Interleaved:
         try:
             self._gate = self._set_up()
         except PerfgateError as exc:
-            self._failed = str(exc)
-            self.problems.append(f"not interleaved: {exc}")
-            self._remove_worktree()  # nothing of a failed setup stays behind
+            self._give_up(str(exc))
             raise
         return self._gate
+
+    def _give_up(self, why: str) -> None:
+        """Stop interleaving for the rest of the run, saying why once; release what started."""
+        self._failed = why
+        self.problems.append(f"not interleaved: {why}")
+        self.info = BaselineInfo(
+            commit=None, date=None, how=f"--perfgate-interleave={self.ref}: {why}", found=False
+        )
+        gate, self._gate = self._gate, None
+        try:
+            if gate is not None:
+                gate.close()
+        except PerfgateError as exc:
+            self.problems.append(f"interleaving: {exc}")
+        finally:
+            self._remove_worktree()  # nothing of a failed setup stays behind
 
     def _set_up(self) -> Gate:
         repo = open_repo(self.root)
@@ -104,7 +118,10 @@ class Interleaved:
         )
         base_gate.begin_item()
         # Start the base side and warm it up as the current side was.
-        base_gate.run_endpoint(dataclasses.replace(endpoint, requests=1), source)
+        warm = base_gate.run_endpoint(dataclasses.replace(endpoint, requests=1), source)
+        if warm.status == Status.ERROR:
+            self._give_up(f"the base commit's side of {endpoint.name}: {warm.error}")
+            return result
 
         def one_round() -> tuple[Verdict, Verdict] | None:
             base: Verdict | None = None
