@@ -603,6 +603,7 @@ def test_json_round_trip(tmp_path: Path) -> None:
         "warn_only",
         "budgets_file",
         "baseline",
+        "completion",
         "results",
         "environment",
     ]

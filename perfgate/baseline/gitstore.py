@@ -84,7 +84,16 @@ def full_ref(ref: str) -> str:
 class GitRefStore:
     """Baselines as files on a dedicated ref of the repository at `repo_path`."""
 
-    __slots__ = ("_checked_local", "_identity", "_repo", "attempts", "ref", "remote", "repo_path")
+    __slots__ = (
+        "_checked_local",
+        "_identity",
+        "_repo",
+        "attempts",
+        "push_deadline_s",
+        "ref",
+        "remote",
+        "repo_path",
+    )
 
     def __init__(
         self,
@@ -92,12 +101,16 @@ class GitRefStore:
         ref: str = DEFAULT_REF,
         remote: str | None = "origin",
         *,
-        attempts: int = 5,
+        attempts: int = 40,
+        push_deadline_s: float = 180.0,
     ) -> None:
         self.repo_path = Path(repo_path)
         self.ref = full_ref(ref)
         self.remote = remote
-        self.attempts = attempts  # push attempts against a moving remote
+        # A push against a moving remote is tried again, at most this often and this long: each
+        # round someone wins, so N writers at once need at most N rounds.
+        self.attempts = attempts
+        self.push_deadline_s = push_deadline_s
         self._repo: git.Repo | None = None
         self._checked_local = False
         self._identity: dict[str, str] = {}
@@ -195,7 +208,9 @@ class GitRefStore:
         if resolve(repo, self.ref) is None:
             return f"nothing to push: {self.ref} does not exist yet"
         last = ""
-        for attempt in range(self.attempts):
+        deadline = time.monotonic() + self.push_deadline_s
+        attempt = 0
+        while True:
             try:
                 run(repo, "push", "--quiet", remote, f"{self.ref}:{self.ref}", env=NETWORK_ENV)
                 return f"pushed {self.ref} to {remote} ({short(resolve(repo, self.ref) or '')})"
@@ -203,14 +218,18 @@ class GitRefStore:
                 last = stderr_of(e)
                 if not any(word in last for word in _RETRYABLE_PUSH):
                     raise BaselineError(_push_failure(self.ref, remote, last)) from e
+            attempt += 1
+            if attempt >= self.attempts or time.monotonic() >= deadline:
+                raise BaselineError(
+                    f"gave up pushing {self.ref} to {remote} after {attempt} attempts in "
+                    f"{self.push_deadline_s - (deadline - time.monotonic()):.0f} s: the remote "
+                    f"kept moving ({last}); the record is saved locally, push it with "
+                    f"`git push {remote} {self.ref}`"
+                )
             remote_sha = self._fetch_remote()
             if remote_sha is not None:
                 self._integrate(remote_sha)
             _pause(attempt)
-        raise BaselineError(
-            f"gave up pushing {self.ref} to {remote} after {self.attempts} attempts: "
-            f"the remote kept moving ({last})"
-        )
 
     # -- internals -------------------------------------------------------------------------
 
@@ -331,8 +350,9 @@ def _newer(repo: git.Repo, blob: str, other: str) -> bool:
 
 
 def _pause(attempt: int) -> None:
-    # Jitter, so writers that collided do not collide again in lockstep.
-    time.sleep(random.uniform(0.01, 0.05) * (2**attempt))
+    # Exponential backoff capped at 2 s, with full jitter, so writers that collided spread out
+    # instead of colliding again in lockstep.
+    time.sleep(random.uniform(0.01, min(2.0, 0.05 * 2 ** min(attempt, 6))))
 
 
 def _push_failure(ref: str, remote: str, err: str) -> str:

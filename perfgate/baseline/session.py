@@ -9,11 +9,19 @@ missing or unreadable: that is reported, and the budgets still gate.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perfgate.baseline import BaselineRecord, BaselineStore, GitRefStore, find_baseline, head_commit
+from perfgate.baseline import (
+    BaselineRecord,
+    BaselineStore,
+    DirStore,
+    GitRefStore,
+    find_baseline,
+    head_commit,
+)
 from perfgate.baseline import open_store as _open_store
 from perfgate.baseline.gitcmd import has_remote, open_repo, resolve
 from perfgate.budgets.model import RegressionPolicy
@@ -44,6 +52,30 @@ class BaselineSession:
         if self._store is None:
             self._store = _open_store(self.store_spec, self.root)
         return self._store
+
+    def preflight(self, *, save: bool) -> str | None:
+        """Why the store cannot work (a bad spec; for saving, a store that cannot be written),
+        checked before anything is measured; None when it can."""
+        try:
+            store = self.store()
+        except BaselineError as exc:
+            return str(exc)
+        if not save:
+            return None
+        if isinstance(store, DirStore):
+            return _unwritable(store.path)
+        try:
+            repo = open_repo(self.root)
+        except BaselineError as exc:
+            return f"cannot save to {store.describe()}: {exc}"
+        return _unwritable(Path(repo.git_dir) / "objects")
+
+    def describe(self) -> str:
+        """Where baselines are kept, in words (the store spec when it cannot be opened)."""
+        try:
+            return self.store().describe()
+        except BaselineError:
+            return f"store {self.store_spec!r}"
 
     def load(self) -> None:
         """Find the baseline: a missing one is noted in ``info``, a broken one in ``problems``."""
@@ -90,11 +122,14 @@ class BaselineSession:
         """Record the run for HEAD (labelled dirty if the work tree has changes); push if asked."""
         sha, date, dirty = head_commit(self.root)
         record = BaselineRecord.from_report(report, sha, date, dirty)
-        where = self.store().write(record)
+        store = self.store()
+        replaced = self._replacing(store, record, report)
+        where = store.write(record)
         message = f"baseline for {sha[:10]} saved to {where}"
         if dirty:
             message += " (labelled dirty: the work tree had uncommitted changes)"
-        store = self.store()
+        if replaced:
+            message += f"; {replaced}"
         if publish and isinstance(store, GitRefStore):
             repo = open_repo(self.root)
             if has_remote(repo, store.remote):
@@ -102,6 +137,48 @@ class BaselineSession:
             else:
                 message += f"; not pushed: no remote named {store.remote!r}"
         return message
+
+    @staticmethod
+    def _replacing(store: BaselineStore, record: BaselineRecord, report: GateReport) -> str:
+        """What replacing the commit's stored record loses, in words; BaselineError when a run
+        that selected only some items would drop results the stored record has."""
+        try:
+            old = store.read(record.commit)
+        except BaselineError as exc:
+            return f"replaced an unreadable record ({exc})"
+        if old is None:
+            return ""
+        new = {(r.kind, r.name) for r in record.results}
+        lost = [r.name for r in old.results if (r.kind, r.name) not in new]
+        if not lost:
+            return ""
+        names = _names(lost)
+        left_out = report.completion.deselected if report.completion is not None else 0
+        if left_out:
+            raise BaselineError(
+                f"this run measured {len(new)} item(s) and left {left_out} "
+                f"unselected; the stored record of {record.commit[:10]} in {store.describe()} "
+                f"also has results for {names}, which saving would lose (run every item to "
+                "replace it)"
+            )
+        return f"replaced a record that also had results for {names} (not in this run)"
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why files cannot be created in ``path`` (made if missing), or None."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable by this user"
+    return None
+
+
+def _names(names: list[str], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(repr(n) for n in names[:shown]) + more
 
 
 def check_compare_target(root: Path, value: str) -> str | None:

@@ -5,6 +5,7 @@ options.py  every option and ini key, read into Settings; addopts options switch
 run.py      the run's state in config.stash: LAUNCH (early) and RUN
 items.py    budgets.yaml as a collector, one item per endpoint and query; judge and record
 fixture.py  the perfgate fixture
+completeness.py  whether the run measured all it selected (only then is it a baseline)
 signals.py  SIGTERM/SIGHUP as Ctrl-C; cleanup that cannot be interrupted
 xdist.py    pytest-xdist's workers and controller (registered only with pytest-xdist)
 finish.py   the end of a run: release, the one report, the baseline saved
@@ -25,6 +26,7 @@ from perfgate.budgets import load_config
 from perfgate.exceptions import ConfigError, PerfgateError
 from perfgate.gate import Gate
 from perfgate.plugin import signals
+from perfgate.plugin.completeness import CompletenessHooks, part_of_gate
 from perfgate.plugin.finish import finish, release
 from perfgate.plugin.fixture import PerfgateFixture
 from perfgate.plugin.items import BudgetsFile, GateItem, judge, record
@@ -93,10 +95,14 @@ def _start(config: pytest.Config, run: PerfgateRun) -> None:
             f"(type {option} on the command line to keep it)"
         )
     run.signals = signals.stop_on_signals()
+    config.pluginmanager.register(CompletenessHooks(run), "perfgate-completeness")
     if settings.compare is not None or settings.save:
         run.baseline = BaselineSession(
             root=config.rootpath, store_spec=settings.store, compare=settings.compare, env=environ
         )
+        problem = run.baseline.preflight(save=settings.save)
+        if problem:
+            raise pytest.UsageError(f"perfgate: --perfgate-store={settings.store}: {problem}")
     note = noisy_note(config)
     if note:  # a note in the summary, not a warning: filterwarnings=error must not crash
         run.notes.append(note)
@@ -156,8 +162,8 @@ def pytest_collection_modifyitems(
         items[i] = item
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         return  # the user named what to run
-    kept = [item for item in items if _part_of_gate(item)]
-    deselected = [item for item in items if not _part_of_gate(item)]
+    kept = [item for item in items if part_of_gate(item)]
+    deselected = [item for item in items if not part_of_gate(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
@@ -165,16 +171,6 @@ def pytest_collection_modifyitems(
             f"ran the performance gate only: {len(deselected)} other test(s) deselected "
             "(name paths, e.g. `pytest --perfgate tests budgets.yaml`, to run them too)"
         )
-
-
-def _part_of_gate(item: pytest.Item) -> bool:
-    fixtures = getattr(item, "fixturenames", ())
-    return (
-        isinstance(item, GateItem)
-        or item.get_closest_marker("perfgate") is not None
-        or "perfgate" in fixtures
-        or "perfgate_dsn" in fixtures
-    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -222,6 +218,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         worker_output(config, run, environment)  # the controller writes the one report
         return
     finish(run, config.rootpath, environment)
+    if run.failures and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -237,3 +235,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(line)
     for note in run.notes:
         terminalreporter.write_line(f"perfgate: {note}")
+    for failure in run.failures:
+        terminalreporter.write_line(f"perfgate: FAILED: {failure}", red=True, bold=True)

@@ -1,15 +1,15 @@
 """The end of a run: resources released, the one report built, written and the baseline saved.
 
-Nothing here raises into pytest: a report that cannot be written is a warning, a baseline
-that cannot be saved a note (as is every cleanup problem), and the summary never fails.
+Nothing here raises into pytest. A report or baseline that cannot be written fails the run
+(``PerfgateRun.fail``: said in the summary, and pytest exits non-zero); a cleanup problem is a
+note. A baseline is saved only from a complete run: one that was not interrupted and measured
+every item it selected.
 """
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from perfgate import __version__
 from perfgate.baseline.session import commit_of
@@ -18,7 +18,7 @@ from perfgate.gate import now_iso
 from perfgate.plugin.run import PerfgateRun
 from perfgate.plugin.signals import uninterrupted
 from perfgate.report import append_step_summary, render_markdown, write_json, write_markdown
-from perfgate.verdict.model import GateReport
+from perfgate.verdict.model import Completion, GateReport
 
 __all__ = ["finish", "release"]
 
@@ -62,31 +62,68 @@ def finish(run: PerfgateRun, rootpath: Path, environment: dict[str, object]) -> 
         budgets_file=str(run.settings.budgets.name),
         warn_only=run.settings.warn_only,
         baseline=baseline,
+        completion=completion(run),
     )
     _write_reports(run, run.report)
     if run.baseline is not None:
         if run.settings.save:
-            try:
-                run.notes.append(run.baseline.save(run.report, publish=run.settings.push))
-            except PerfgateError as exc:
-                run.notes.append(f"baseline not saved: {exc}")
+            _save(run, run.report)
         run.notes.extend(run.baseline.problems)
 
 
+def completion(run: PerfgateRun) -> Completion:
+    """How much of what the run selected it measured, and why it stopped if it did."""
+    missing = [name for nodeid, name in run.expected.items() if nodeid not in run.finished]
+    return Completion(
+        expected=len(run.expected),
+        measured=len(run.expected) - len(missing),
+        stopped=run.stopped,
+        missing=tuple(missing[:20]),
+        deselected=run.deselected,
+    )
+
+
+def _save(run: PerfgateRun, report: GateReport) -> None:
+    session = run.baseline
+    assert session is not None
+    if report.completion is not None and not report.complete:
+        run.fail(
+            f"baseline not saved: the run is incomplete ({report.completion.why()}); a "
+            "baseline is saved only from a run that measured every item it selected"
+        )
+        return
+    try:
+        run.notes.append(session.save(report, publish=run.settings.push))
+    except PerfgateError as exc:
+        run.fail(f"baseline not saved to {session.describe()}: {exc}")
+
+
 def _write_reports(run: PerfgateRun, report: GateReport) -> None:
+    """Each report on its own: one that cannot be written does not stop the others."""
     settings = run.settings
     try:
         markdown = render_markdown(report)
+    except Exception as exc:  # a bug; the JSON results and the baseline must still be written
+        run.fail(f"could not render the markdown report (a bug in perfgate): {exc!r}")
+    else:
         if settings.report is not None:
-            write_markdown(markdown, settings.report)
-            run.written.append(str(settings.report))
-        summary = append_step_summary(markdown)
-        if summary is not None:
-            run.written.append(f"{summary} (GITHUB_STEP_SUMMARY)")
-        if settings.json is not None:
-            write_json(report, settings.json)
-            run.written.append(str(settings.json))
+            path = settings.report
+            _write(run, "the markdown report", path, lambda p: write_markdown(markdown, p))
+        try:
+            summary = append_step_summary(markdown)
+        except OSError as exc:
+            run.fail(f"could not write the job summary (GITHUB_STEP_SUMMARY): {exc}")
+        else:
+            if summary is not None:
+                run.written.append(f"{summary} (GITHUB_STEP_SUMMARY)")
+    if settings.json is not None:
+        _write(run, "the JSON results", settings.json, lambda p: write_json(report, p))
+
+
+def _write(run: PerfgateRun, what: str, path: Path, write: Callable[[Path], None]) -> None:
+    try:
+        write(path)
     except (OSError, PerfgateError) as exc:
-        warnings.warn(
-            pytest.PytestWarning(f"perfgate: could not write a report: {exc}"), stacklevel=1
-        )
+        run.fail(f"could not write {what} to {path}: {exc}")
+    else:
+        run.written.append(str(path))

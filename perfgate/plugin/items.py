@@ -7,18 +7,25 @@ compared with, and fails with the verdict's own words (no traceback).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from perfgate import __version__
 from perfgate.budgets.model import Endpoint, Query, RegressionPolicy
 from perfgate.exceptions import PerfgateError
 from perfgate.gate import Gate
 from perfgate.plugin.run import RUN, PerfgateRun
+from perfgate.redact import redact_text
+from perfgate.verdict.endpoint import endpoint_error
 from perfgate.verdict.model import Verdict
+from perfgate.verdict.query import query_error_result
 from perfgate.verdict.values import Status
+
+BUG = "perfgate's own error, a bug in perfgate (not in your app or budgets file)"
 
 
 class BudgetsFile(pytest.File):
@@ -57,13 +64,29 @@ class GateItem(pytest.Item):
         source = f"{run.settings.item_prefix}:{self.line}" if self.line else None
         where = source or self.nodeid
         endpoint = self.endpoint if isinstance(self, EndpointItem) else None
-        result = judge(run, gate, self.policy, lambda: self.measure(gate, where), endpoint, where)
+        try:
+            measure = functools.partial(self.measure, gate, where)
+            result = judge(run, gate, self.policy, measure, endpoint, where)
+        except Exception as exc:
+            # perfgate's own bug: the item is an ERROR in every report (not missing from them),
+            # and pytest shows the traceback with a line saying whose bug it is.
+            text = f"{BUG} ({type(exc).__name__}: {exc})"
+            run.results.append(self.crashed(gate, text, where))
+            raise
         record(run, result)
+
+    def crashed(self, gate: Gate, error: str, source: str) -> Verdict:
+        raise NotImplementedError
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, PerfgateError):
             return f"perfgate: {excinfo.value}"
-        return str(super().repr_failure(excinfo, style=style))
+        if isinstance(excinfo.value, pytest.fail.Exception):
+            return str(super().repr_failure(excinfo, style=style))
+        # From this item's runtest down: pytest's and pluggy's frames above it are noise.
+        excinfo.traceback = excinfo.traceback.cut(path=__file__).filter(excinfo)
+        shown = str(super().repr_failure(excinfo, style=style))
+        return f"{shown}\n\nperfgate {__version__}: {BUG}; please report it with this traceback"
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, (self.line - 1) if self.line else None, f"perfgate: {self.name}"
@@ -80,6 +103,10 @@ class EndpointItem(GateItem):
     def measure(self, gate: Gate, source: str) -> Verdict:
         return gate.run_endpoint(self.endpoint, source)
 
+    def crashed(self, gate: Gate, error: str, source: str) -> Verdict:
+        secrets = gate.system.secrets(self.endpoint.headers)
+        return endpoint_error(self.endpoint, error, secrets=secrets, source=source)
+
     @property
     def policy(self) -> RegressionPolicy:
         return self.endpoint.regression
@@ -95,6 +122,9 @@ class QueryItem(GateItem):
 
     def measure(self, gate: Gate, source: str) -> Verdict:
         return gate.run_query(self.query, source)
+
+    def crashed(self, gate: Gate, error: str, source: str) -> Verdict:
+        return query_error_result(self.query, redact_text(error, gate.system.secrets()), source)
 
     @property
     def policy(self) -> RegressionPolicy:

@@ -46,6 +46,17 @@ class PerfgateRun:
     report: GateReport | None = None  # when the session finished
     worker_environment: dict[str, object] = field(default_factory=dict)  # from xdist workers
     signals: Handlers = field(default_factory=dict)  # the handlers perfgate replaced
+    # Completeness: the gate's items selected (node id -> name), those that ran to the end,
+    # why the run stopped early, and how many budgets-file items were not selected.
+    expected: dict[str, str] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+    stopped: str | None = None
+    deselected: int = 0
+    failures: list[str] = field(default_factory=list)  # what makes the run fail at its end
+
+    def fail(self, why: str) -> None:
+        """The run must not pass: a report or baseline could not be written (said at the end)."""
+        self.failures.append(why)
 
     @property
     def active(self) -> Gate | None:

@@ -25,7 +25,12 @@ def is_worker(config: pytest.Config) -> bool:
 def worker_output(config: pytest.Config, run: PerfgateRun, environment: dict[str, object]) -> None:
     """A worker's results, as plain JSON for the controller."""
     config.workeroutput["perfgate"] = json.dumps(  # type: ignore[attr-defined]
-        {"results": [r.to_json() for r in run.results], "environment": environment}
+        {
+            "results": [r.to_json() for r in run.results],
+            "environment": environment,
+            "expected": run.expected,
+            "deselected": run.deselected,
+        }
     )
 
 
@@ -56,3 +61,6 @@ class XdistHooks:
         run.results.extend(Verdict.from_json(r) for r in data["results"])
         if data.get("environment"):
             run.worker_environment = dict(data["environment"])
+        # Every worker collects the whole selection (and runs part of it).
+        run.expected.update(data.get("expected") or {})
+        run.deselected = max(run.deselected, int(data.get("deselected") or 0))

@@ -131,6 +131,8 @@ def headline_parts(report: GateReport) -> tuple[list[str], list[str]]:
     """('1 failed', '4 passed') and ('1 regression', '2 inconclusive') for a headline."""
     counts = report.counts()
     items = []
+    if report.completion is not None and not report.complete:
+        items.append(f"INCOMPLETE ({report.completion.why()})")
     if counts[Status.FAILED]:
         items.append(f"{counts[Status.FAILED]} failed")
     if counts[Status.ERROR]:

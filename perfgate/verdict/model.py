@@ -24,6 +24,7 @@ __all__ = [
     "READABLE_SCHEMAS",
     "RESULT_SCHEMA",
     "BaselineInfo",
+    "Completion",
     "GateReport",
     "Verdict",
     "bounded",
@@ -173,6 +174,51 @@ class BaselineInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Completion:
+    """Whether the run measured everything it set out to: only a complete run is a baseline."""
+
+    expected: int  # gate items selected to run
+    measured: int  # of them, how many ran to a result
+    stopped: str | None = None  # why the run ended early: 'interrupted by SIGTERM'
+    missing: tuple[str, ...] = ()  # names of items selected but not measured (the first few)
+    deselected: int = 0  # items of the budgets file this run did not select (-k, --lf, ids)
+
+    @property
+    def complete(self) -> bool:
+        """Not stopped early, and every selected item measured."""
+        return self.stopped is None and self.measured >= self.expected
+
+    def why(self) -> str:
+        """'interrupted by SIGINT: 4 of 10 items measured' (empty when complete)."""
+        if self.complete:
+            return ""
+        counted = f"{self.measured} of {self.expected} items measured"
+        return f"{self.stopped}: {counted}" if self.stopped else counted
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON report's "completion"."""
+        return {
+            "complete": self.complete,
+            "expected": self.expected,
+            "measured": self.measured,
+            "stopped": self.stopped,
+            "missing": list(self.missing),
+            "deselected": self.deselected,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Completion:
+        """Inverse of to_json."""
+        return cls(
+            expected=int(data.get("expected", 0)),
+            measured=int(data.get("measured", 0)),
+            stopped=_text(data.get("stopped")),
+            missing=tuple(str(s) for s in data.get("missing") or ()),
+            deselected=int(data.get("deselected", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class GateReport:
     """A whole gate run: what every report format renders."""
 
@@ -183,10 +229,19 @@ class GateReport:
     budgets_file: str | None = None
     warn_only: bool = False
     baseline: BaselineInfo | None = None
+    completion: Completion | None = None  # None: not known (a schema-1 file, an API caller)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every item the run selected was measured (unknown counts as complete)."""
+        return self.completion is None or self.completion.complete
 
     @property
     def status(self) -> Status:
-        """FAILED if any item failed or errored (and warn-only is off), else PASSED."""
+        """FAILED if the run is incomplete, or any item failed or errored (and warn-only is
+        off), else PASSED."""
+        if not self.complete:
+            return Status.FAILED
         bad = any(r.status in (Status.FAILED, Status.ERROR) for r in self.results)
         return Status.FAILED if bad and not self.warn_only else Status.PASSED
 
@@ -209,6 +264,7 @@ class GateReport:
             "warn_only": self.warn_only,
             "budgets_file": self.budgets_file,
             "baseline": self.baseline.to_json() if self.baseline else None,
+            "completion": self.completion.to_json() if self.completion else None,
             "results": [r.to_json() for r in self.results],
             "environment": dict(self.environment),
         }
@@ -222,7 +278,7 @@ class GateReport:
                 f"unsupported schema {schema!r} (this perfgate reads results files of schema "
                 f"{' or '.join(map(str, READABLE_SCHEMAS))})"
             )
-        baseline = data.get("baseline")
+        baseline, completion = data.get("baseline"), data.get("completion")
         results = []
         for i, item in enumerate(data.get("results") or ()):
             try:
@@ -241,6 +297,9 @@ class GateReport:
             budgets_file=_text(data.get("budgets_file")),
             warn_only=data.get("warn_only") is True,
             baseline=BaselineInfo.from_json(baseline) if isinstance(baseline, Mapping) else None,
+            completion=(
+                Completion.from_json(completion) if isinstance(completion, Mapping) else None
+            ),
         )
 
 
