@@ -38,6 +38,7 @@ from perfgate.ci.notify import (
 )
 from perfgate.exceptions import ConfigError, PerfgateError
 from perfgate.report import append_step_summary, read_json, render_markdown
+from perfgate.system import ledger
 from perfgate.verdict.model import GateReport, without_nan
 
 MAX_RESULTS_BYTES = 128 * 1024 * 1024  # a results file from a PR artifact is untrusted input
@@ -196,7 +197,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_annotate(sub)
     _add_comment(sub)
     _add_notify(sub)
+    _add_cleanup(sub)
     return parser
+
+
+def _add_cleanup(sub: Any) -> None:
+    p = sub.add_parser(
+        "cleanup",
+        help="remove what killed perfgate runs left behind (servers, databases, processes)",
+        description="Every perfgate run notes what it starts; a run that was killed (SIGKILL, "
+        "OOM) leaves its notes. This removes what they name: process groups, embedded "
+        "PostgreSQL servers, scratch databases, git worktrees. `pytest --perfgate` does the "
+        "same when it starts.",
+    )
+    p.add_argument(
+        "--dsn",
+        action="append",
+        default=[],
+        help="a DSN with the password for a server whose databases were left (repeatable; "
+        "default: $PERFGATE_DSN)",
+    )
+    p.set_defaults(func=_cleanup)
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    dsns = [*args.dsn, *([os.environ["PERFGATE_DSN"]] if os.environ.get("PERFGATE_DSN") else [])]
+    said = ledger.sweep(dsns)
+    for line in said:
+        print(f"perfgate: {line}")
+    if not said:
+        print(f"perfgate: nothing left behind by killed runs (notes in {ledger.notes_dir()})")
+    return 1 if any(line.startswith("could not") for line in said) else 0
 
 
 def _results_arg(parser: argparse.ArgumentParser) -> None:

@@ -9,12 +9,17 @@ import asyncpg
 
 
 def alive(pid: int) -> bool:
-    """Whether the process still runs."""
+    """Whether the process still runs (a zombie, dead and waiting to be reaped, does not: an
+    orphan's zombie stays until init reaps it, which in a container may be never)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return not stat[stat.rfind(")") + 2 :].startswith("Z")
 
 
 async def scratch_databases(dsn: str) -> set[str]:

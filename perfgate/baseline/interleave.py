@@ -24,6 +24,7 @@ from perfgate.budgets import load_config
 from perfgate.budgets.model import Endpoint
 from perfgate.exceptions import BaselineError, PerfgateError
 from perfgate.gate import Gate
+from perfgate.system import ledger
 from perfgate.verdict.details import RoundsMode
 from perfgate.verdict.model import BaselineInfo, Verdict
 from perfgate.verdict.pooling import pool
@@ -82,6 +83,7 @@ class Interleaved:
             raise BaselineError(f"--perfgate-interleave={self.ref}: no such commit")
         top = Path(run(repo, "rev-parse", "--show-toplevel"))
         self._worktree = Path(tempfile.mkdtemp(prefix="perfgate-base-"))
+        ledger.note("worktree", self._worktree.name, repo=str(top), path=str(self._worktree))
         run(repo, "worktree", "add", "--detach", "--force", str(self._worktree), sha)
         try:
             relative = self.budgets.resolve().relative_to(top.resolve())
@@ -167,3 +169,4 @@ class Interleaved:
         shutil.rmtree(worktree, ignore_errors=True)
         if repo is not None:
             try_run(repo, "worktree", "prune")
+        ledger.forget("worktree", worktree.name)

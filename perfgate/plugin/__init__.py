@@ -40,6 +40,7 @@ from perfgate.plugin.options import (
 from perfgate.plugin.run import LAUNCH, RUN, Launch, PerfgateRun
 from perfgate.plugin.xdist import XdistHooks, is_worker, noisy_note, worker_output
 from perfgate.report import render_terminal
+from perfgate.system import ledger
 
 HOW_TO_RUN = "perfgate measurements run only with --perfgate (e.g. `pytest --perfgate`)"
 _WHY_OFF = {
@@ -87,6 +88,9 @@ def _start(config: pytest.Config, run: PerfgateRun) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(f"perfgate: {exc}") from None
     run.gate = Gate.for_config(run.config, environ)
+    if not is_worker(config):  # workers share the controller's sweep
+        dsns = [d for d in (run.config.database.dsn, environ.get("PERFGATE_DSN")) if d]
+        run.notes.extend(ledger.sweep(dsns))
     if quiet_addopts_xdist(config):
         run.launch.adjusted.append("-n")
     for option in run.launch.adjusted:

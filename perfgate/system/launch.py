@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from perfgate.exceptions import PerfgateError
+from perfgate.system import ledger
 
 __all__ = [
     "OutputTail",
@@ -104,8 +105,9 @@ class OutputTail:
 
 
 def start(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a process group of its own, stdout and stderr on one pipe."""
-    return subprocess.Popen(
+    """Start ``argv`` in a process group of its own, stdout and stderr on one pipe; noted in
+    the ledger until ``stop_group`` (so a later run stops it if this one is killed)."""
+    process = subprocess.Popen(
         list(argv),
         cwd=cwd,
         env=dict(env),
@@ -114,6 +116,12 @@ def start(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> subproce
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so stopping it reaches its children
     )
+    name = Path(argv[0]).name if argv else "?"
+    ledger.note(
+        "process-group", str(process.pid), pgid=process.pid,
+        started=ledger.start_time(process.pid), command=name,
+    )  # fmt: skip
+    return process
 
 
 def run_to_completion(
@@ -162,6 +170,7 @@ def stop_group(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
     _signal_group(process.pid, signal.SIGKILL)
     process.wait()
     _wait_group_gone(process.pid, time.monotonic() + 2.0)
+    ledger.forget("process-group", str(process.pid))
 
 
 def process_group_alive(pgid: int) -> bool:
