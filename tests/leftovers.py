@@ -32,6 +32,20 @@ async def scratch_databases(dsn: str) -> set[str]:
     return {r["datname"] for r in rows}
 
 
+async def databases_of(dsn: str, pid: int) -> set[str]:
+    """The scratch databases that the perfgate process ``pid`` created and that still exist
+    (found by the comment perfgate puts on each; other runs on the same server don't count)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE $1",
+            f"perfgate scratch database of % pid {pid} (%",
+        )
+    finally:
+        await conn.close()
+    return {r["datname"] for r in rows}
+
+
 def processes_mentioning(text: str) -> list[str]:
     """The command lines of running processes that contain ``text``."""
     found = []
