@@ -90,7 +90,7 @@ class OutputTail:
             for raw in stream:
                 self._lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
 
-    def join(self, timeout: float = 1.0) -> None:
+    def join(self, timeout: float = 5.0) -> None:
         """Wait (briefly) until the program's output is complete."""
         self._reader.join(timeout=timeout)
 
