@@ -21,6 +21,8 @@ import pytest
 from gitrepo import git, init_repo, webapp_source
 
 from perfgate.baseline import BaselineRecord, GitRefStore
+from perfgate.ci.notify import build_alert, skip_reason
+from perfgate.report import read_json
 
 BUDGETS = """
 version: 1
@@ -89,6 +91,9 @@ def test_ctrl_c_during_save_keeps_the_complete_baseline(repo: pytest.Pytester) -
         ]
     )
     assert stored(repo) == before
+    report = read_json(repo.path / "out.json")
+    assert skip_reason(report, {}, only_on_failure=True, default_branch=None) is None
+    assert "INCOMPLETE" in build_alert(report, {}, None).headline
     data = json.loads((repo.path / "out.json").read_text())
     assert data["status"] == "failed"
     assert data["completion"] == {
@@ -199,6 +204,12 @@ def test_a_crashing_item_is_an_error_in_every_report_and_says_whose_bug(
     assert "a bug in perfgate" in b["error"]
     assert "ZeroDivisionError: planted" in b["error"]
     assert (repo.path / "r.md").read_text().startswith("## ❌ perfgate: 1 error, 3 passed")
+    # The alert goes out (it stayed silent when the item was missing from the results).
+    report = read_json(repo.path / "out.json")
+    assert skip_reason(report, {}, only_on_failure=True, default_branch=None) is None
+    alert = build_alert(report, {}, None)
+    assert alert.failed
+    assert any("b: could not be measured: perfgate's own error" in line for line in alert.worst)
 
 
 def test_a_partial_selection_does_not_replace_a_complete_record(repo: pytest.Pytester) -> None:
