@@ -38,6 +38,7 @@ from perfgate.plugin.options import (
 from perfgate.plugin.run import LAUNCH, RUN, Launch, PerfgateRun
 from perfgate.plugin.xdist import XdistHooks, is_worker, noisy_note, worker_output
 from perfgate.report import render_terminal
+from perfgate.report.escape import terminal_text
 
 HOW_TO_RUN = "perfgate measurements run only with --perfgate (e.g. `pytest --perfgate`)"
 _WHY_OFF = {
@@ -209,7 +210,7 @@ def perfgate_dsn(request: pytest.FixtureRequest) -> str:
     try:
         return gate.system.database().dsn
     except PerfgateError as exc:
-        pytest.fail(f"perfgate: {exc}", pytrace=False)
+        pytest.fail(terminal_text(f"perfgate: {exc}"), pytrace=False)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -229,11 +230,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if run is None or run.report is None:
         return
     try:
-        lines = render_terminal(run.report, written=run.written)
+        lines = render_terminal(run.report, written=run.written, notes=run.notes)
     except Exception as exc:  # the summary must never turn a run into an internal error
-        lines = [f"perfgate: could not render the summary: {exc}"]
+        lines = terminal_text(f"perfgate: could not render the summary: {exc}").split("\n")
     terminalreporter.section("perfgate")
     for line in lines:
         terminalreporter.write_line(line)
-    for note in run.notes:
-        terminalreporter.write_line(f"perfgate: {note}")

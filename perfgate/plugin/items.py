@@ -17,6 +17,7 @@ from perfgate.budgets.model import Endpoint, Query, RegressionPolicy
 from perfgate.exceptions import PerfgateError
 from perfgate.gate import Gate
 from perfgate.plugin.run import RUN, PerfgateRun
+from perfgate.report.escape import terminal_text
 from perfgate.verdict.model import Verdict
 from perfgate.verdict.values import Status
 
@@ -62,7 +63,7 @@ class GateItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, PerfgateError):
-            return f"perfgate: {excinfo.value}"
+            return terminal_text(f"perfgate: {excinfo.value}")
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -130,5 +131,5 @@ def record(run: PerfgateRun, result: Verdict) -> Verdict:
         result = dataclasses.replace(result, status=Status.WARNED)
     run.results.append(result)
     if result.status == Status.FAILED or (result.status == Status.ERROR and not warn_only):
-        pytest.fail(result.explain(), pytrace=False)
+        pytest.fail(terminal_text(result.explain()), pytrace=False)
     return result
