@@ -210,7 +210,7 @@ def perfgate_dsn(request: pytest.FixtureRequest) -> str:
     try:
         return gate.system.database().dsn
     except PerfgateError as exc:
-        pytest.fail(terminal_text(f"perfgate: {exc}"), pytrace=False)
+        pytest.fail(terminal_text(f"perfgate: {gate.redact(str(exc))}"), pytrace=False)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -230,7 +230,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if run is None or run.report is None:
         return
     try:
-        lines = render_terminal(run.report, written=run.written, notes=run.notes)
+        notes = [run.gate.redact(n) for n in run.notes] if run.gate else run.notes
+        lines = render_terminal(run.report, written=run.written, notes=notes)
     except Exception as exc:  # the summary must never turn a run into an internal error
         lines = terminal_text(f"perfgate: could not render the summary: {exc}").split("\n")
     terminalreporter.section("perfgate")
