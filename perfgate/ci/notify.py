@@ -20,7 +20,7 @@ from perfgate import __version__
 from perfgate.exceptions import PerfgateError
 from perfgate.redact import clean, redact_text
 from perfgate.report.cells import headline_parts, safe_report
-from perfgate.report.escape import slack_escape
+from perfgate.report.escape import slack_escape, terminal_text
 from perfgate.verdict.model import GateReport
 from perfgate.verdict.values import Outcome, Status
 
@@ -144,10 +144,10 @@ class SlackWebhook:
             with httpx.Client(timeout=self.timeout, headers=headers) as client:
                 response = client.post(self.url, json=slack_payload(alert))
         except httpx.HTTPError as e:
-            why = redact_text(f"{type(e).__name__}: {e}", [self.url])
+            why = terminal_text(redact_text(f"{type(e).__name__}: {e}", [self.url]))
             raise NotifyError(f"cannot reach the Slack webhook: {why}") from None
         if not response.is_success:
-            said = redact_text(" ".join(response.text.split())[:200], [self.url])
+            said = redact_text(" ".join(clean(response.text).split())[:200], [self.url])
             raise NotifyError(f"the Slack webhook answered {response.status_code}: {said}")
 
 
@@ -208,7 +208,7 @@ class EmailNotifier:
                 smtp.send_message(email_message(alert, s.sender, self.to))
         except (OSError, smtplib.SMTPException, ValueError) as e:
             secrets = [x for x in (s.password,) if x]
-            why = redact_text(f"{type(e).__name__}: {e}", secrets)
+            why = terminal_text(redact_text(f"{type(e).__name__}: {e}", secrets))
             raise NotifyError(f"cannot send mail through {s.host}:{s.port}: {why}") from None
 
 

@@ -11,7 +11,9 @@ never rendered.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import cast
 
@@ -35,8 +37,8 @@ from escaping_helpers import (
 )
 
 from perfgate.ci.annotate import Annotation, collect_annotations, render_annotations
-from perfgate.ci.github import comment_body
-from perfgate.ci.notify import build_alert, email_message, slack_payload
+from perfgate.ci.github import GitHubClient, GitHubError, comment_body
+from perfgate.ci.notify import NotifyError, SlackWebhook, build_alert, email_message, slack_payload
 from perfgate.exceptions import PerfgateError
 from perfgate.redact import Redactor, clean
 from perfgate.report import read_json, render_markdown, render_terminal
@@ -256,3 +258,40 @@ def test_target_output_postgres_errors_and_plans_reach_the_log_inert(
         assert f":\u200b:error::{seen}" in out
     report = (pytester.path / "report.md").read_text()
     assert markdown_problems(report) == []
+
+
+HOSTILE_ANSWER = {"message": "\x1b]8;;http://e.x\x07gone\x1b]8;;\x07\r\n::error::from-api"}
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.do_POST()
+
+    def do_POST(self) -> None:
+        data = json.dumps(HOSTILE_ANSWER).encode()
+        self.send_response(404)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_what_a_remote_api_answers_reaches_the_log_inert(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with GitHubClient("ghs_token", url) as client, pytest.raises(GitHubError) as github:
+            client.head_sha("o/r", 1)
+        with pytest.raises(NotifyError) as slack:
+            SlackWebhook(f"{url}/hook").send(build_alert(full_report(), {}, None))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    for error in (github.value, slack.value):
+        assert "gone" in str(error)
+        assert log_problems(str(error)) == []
