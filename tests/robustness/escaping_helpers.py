@@ -283,34 +283,37 @@ _AUTOLINK = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|www\.|\w@\w", re.IGNORECASE)
 _PARSER = markdown_it.MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
 
-def markdown_shape(text: str) -> list[tuple[str, ...]]:
+def markdown_tokens(text: str) -> list[Any]:
+    """Every token of the document as a GFM reader parses it, inline ones included."""
+    return [t for token in _PARSER.parse(text) for t in [token, *(token.children or ())]]
+
+
+def markdown_shape(tokens: list[Any]) -> list[tuple[str, ...]]:
     """The document's structure (no text content): what a hostile string must not change."""
     shape: list[tuple[str, ...]] = []
-    for token in _PARSER.parse(text):
-        for t in [token, *(token.children or ())]:
-            if t.type in ("text", "code_inline", "fence", "code_block"):
-                shape.append((t.type,))
-            elif t.type in ("html_inline", "html_block"):
-                shape.append((t.type, t.content))
-            else:
-                shape.append((t.type, t.tag, str(t.attrs)))
+    for t in tokens:
+        if t.type in ("text", "code_inline", "fence", "code_block"):
+            shape.append((t.type,))
+        elif t.type in ("html_inline", "html_block"):
+            shape.append((t.type, t.content))
+        else:
+            shape.append((t.type, t.tag, str(t.attrs)))
     return shape
 
 
-def markdown_problems(text: str) -> list[str]:
+def markdown_problems(text: str, tokens: list[Any] | None = None) -> list[str]:
     """What a GitHub reader would see acted on: foreign HTML, links, mentions, commands."""
     out = []
-    for token in _PARSER.parse(text):
-        for t in [token, *(token.children or ())]:
-            foreign = OWN_HTML.sub("", t.content)
-            if t.type in ("html_inline", "html_block") and re.search("[<>]", foreign):
-                out.append(f"HTML {t.content!r}")
-            if t.type in ("link_open", "image"):
-                out.append(f"{t.type} {t.attrs}")
-            if t.type == "text" and _MENTION.search(t.content):
-                out.append(f"mention in {t.content!r}")
-            if t.type == "text" and _AUTOLINK.search(t.content):
-                out.append(f"autolink in {t.content!r}")
+    for t in markdown_tokens(text) if tokens is None else tokens:
+        foreign = OWN_HTML.sub("", t.content)
+        if t.type in ("html_inline", "html_block") and re.search("[<>]", foreign):
+            out.append(f"HTML {t.content!r}")
+        if t.type in ("link_open", "image"):
+            out.append(f"{t.type} {t.attrs}")
+        if t.type == "text" and _MENTION.search(t.content):
+            out.append(f"mention in {t.content!r}")
+        if t.type == "text" and _AUTOLINK.search(t.content):
+            out.append(f"autolink in {t.content!r}")
     out += log_problems(text)
     return out
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,6 +31,7 @@ from escaping_helpers import (
     mail_problems,
     markdown_problems,
     markdown_shape,
+    markdown_tokens,
     replaced,
     slack_problems,
     string_places,
@@ -87,14 +89,21 @@ def _channels(report: GateReport) -> dict[str, str]:
     }
 
 
-def problems(report: GateReport, benign: GateReport) -> list[str]:
+SAMPLE_SHAPE = markdown_shape(markdown_tokens(comment_body(full_report())))
+
+
+def problems(report: GateReport, benign: Callable[[], GateReport]) -> list[str]:
     out = _channels(report)
-    safe = _channels(benign)
     found = []
-    for channel in ("markdown", "comment"):
-        found += [f"{channel}: {p}" for p in markdown_problems(out[channel])]
-        if markdown_shape(out[channel]) != markdown_shape(safe[channel]):
-            found.append(f"{channel}: the payload changed the document's structure")
+    # The comment is the markdown report with a marker and a footer: one parse checks both.
+    assert out["markdown"].rstrip() in out["comment"]
+    tokens = markdown_tokens(out["comment"])
+    found += [f"markdown: {p}" for p in markdown_problems(out["comment"], tokens)]
+    shape = markdown_shape(tokens)
+    if shape != SAMPLE_SHAPE and shape != markdown_shape(
+        markdown_tokens(comment_body(benign()))
+    ):  # a field that shapes the document (a finding's severity) is compared like for like
+        found.append("markdown: the payload changed the document's structure")
     expected = len(collect_annotations(report))
     found += [f"annotations: {p}" for p in annotation_problems(out["annotations"], expected)]
     found += [f"slack: {p}" for p in slack_problems(json.loads(out["slack"]))]
@@ -114,8 +123,12 @@ def test_hostile_text_in_any_field_is_inert_everywhere(
         assert log_problems(str(report)) == []
         assert "results.json: not a perfgate results file: " in str(report)
         return
-    benign = _read(replaced(DATA, path, is_key, BENIGN), tmp_path)
-    assert isinstance(benign, GateReport)
+
+    def benign() -> GateReport:
+        safe = _read(replaced(DATA, path, is_key, BENIGN), tmp_path)
+        assert isinstance(safe, GateReport)
+        return safe
+
     assert problems(report, benign) == []
 
 
