@@ -80,13 +80,15 @@ def _mask_userinfo(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask URL credentials, DSN passwords and any of the given secret values inside free text."""
-    text = _URL_USERINFO.sub(_mask_userinfo, text)
-    text = _DSN_IN_TEXT.sub(lambda m: m.group(1) + MASK + m.group(3), text)
-    text = _KV_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
+    """Mask any of the given secret values, then URL credentials and DSN passwords, in text.
+
+    Known secrets first: masking a URL's password first would leave the rest of a secret URL.
+    """
     for secret in sorted((s for s in secrets if len(s) >= MIN_SECRET), key=len, reverse=True):
         text = text.replace(secret, MASK)
-    return text
+    text = _URL_USERINFO.sub(_mask_userinfo, text)
+    text = _DSN_IN_TEXT.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    return _KV_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
 
 
 def redact_dsn(dsn: str) -> str:

@@ -19,13 +19,16 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from gitrepo import git, init_repo
 
+from perfgate.budgets import load_config
 from perfgate.ci.notify import build_alert, email_message
 from perfgate.cli import main
+from perfgate.exceptions import ConfigError
 from perfgate.report import read_json
 from perfgate.system.target import free_port
 
@@ -299,3 +302,23 @@ def test_no_credential_of_a_base_url_reaches_any_output(project: pytest.Pytester
     found = outputs(project, result)
     assert_no_secret(found)
     assert f"target not ready: GET http://ci-user:***@127.0.0.1:{closed}/healthz" in found["json"]
+
+
+def test_every_var_value_is_a_secret_but_numbers_and_short_ones(tmp_path: Path) -> None:
+    path = tmp_path / "budgets.yaml"
+    path.write_text(
+        "version: 1\n"
+        'target: {command: "serve ${MODULE} --port ${PORT}", ready: "${READY}",\n'
+        '         env: {LEVEL: "${LEVEL}", RATIO: "${RATIO}", TOKEN: "${TOKEN:-default-token}"}}\n'
+    )
+    env = {"MODULE": "shop.app", "PORT": "8000", "READY": "/up", "LEVEL": "debug", "RATIO": "0.25"}
+    assert load_config(path, env).secrets == ("shop.app", "debug")  # the default is no secret
+
+
+def test_a_budgets_file_error_does_not_quote_a_secret(tmp_path: Path) -> None:
+    path = tmp_path / "budgets.yaml"
+    path.write_text('version: 1\ntarget: {base_url: "${URL}"}\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path, {"URL": "ftp://user:pw@s3cret-host.example"})
+    assert "expected an http:// or https:// URL, got '***'" in str(error.value)
+    assert "s3cret" not in str(error.value)
