@@ -3,18 +3,23 @@
 ``Gate`` holds the run's ``System`` (database, target, loop) and measures an endpoint or a
 query through its probe, then turns the measurement into a verdict. Errors become ERROR
 verdicts, never exceptions; comparing with a baseline is the caller's next step.
+
+Every verdict leaves the gate through one redaction pass (``Redactor.scrub``, fed by all the
+run's secrets: ``System.secrets``), and so do its notes and errors: what the reports, the
+JSON file and the baseline store get is already masked and clean.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from perfgate.budgets.model import Config, Endpoint, Query
-from perfgate.exceptions import PerfgateError, QueryError
+from perfgate.exceptions import PerfgateError
 from perfgate.probes.http import HttpLoad, HttpProbe
 from perfgate.probes.postgres import PostgresProbe
-from perfgate.redact import redact_text
+from perfgate.redact import Redactor
 from perfgate.system.resources import System
 from perfgate.verdict.endpoint import endpoint_error, endpoint_verdict
 from perfgate.verdict.model import Verdict
@@ -60,27 +65,33 @@ class Gate:
             with system.watching_writes():
                 run = system.loop.run(probe.measure(load))
         except PerfgateError as exc:
-            secrets = system.secrets(endpoint.headers)
-            return endpoint_error(endpoint, str(exc), secrets=secrets, source=source)
-        return endpoint_verdict(
-            endpoint,
-            run,
-            confidence=self.config.defaults.confidence,
-            secrets=system.secrets(endpoint.headers),
-            source=source,
+            error = endpoint_error(endpoint, str(exc), source=source)
+            return self._outgoing(error, endpoint.headers)
+        verdict = endpoint_verdict(
+            endpoint, run, confidence=self.config.defaults.confidence, source=source
         )
+        return self._outgoing(verdict, endpoint.headers)
 
     def run_query(self, query: Query, source: str | None = None) -> Verdict:
         """Measure one query on the scratch database and hold it, and its plan, to the budget."""
         try:
             probe = PostgresProbe(self.system.database(query.name).dsn)
             measurement = self.system.loop.run(probe.measure(query))
-        except QueryError as exc:
-            return query_error_result(query, exc, source)
-        except PerfgateError as exc:
-            return query_error_result(query, _redacted(exc, self.system), source)
+        except PerfgateError as exc:  # PostgreSQL's errors can echo parameters and DSNs
+            return self._outgoing(query_error_result(query, exc, source))
         self._postgres_version = measurement.server_version
-        return gate_query(query, measurement, self.config.defaults, source=source)
+        return self._outgoing(gate_query(query, measurement, self.config.defaults, source=source))
+
+    def redactor(self, headers: Mapping[str, str] | None = None) -> Redactor:
+        """The run's one redaction pass, knowing every secret so far (and ``headers``')."""
+        return Redactor.of(self.system.secrets(headers))
+
+    def redact(self, text: str) -> str:
+        """A note or an error, through the run's redaction pass."""
+        return self.redactor().text(text)
+
+    def _outgoing(self, verdict: Verdict, headers: Mapping[str, str] | None = None) -> Verdict:
+        return self.redactor(headers).scrub(verdict)
 
     def environment(self) -> dict[str, object]:
         """What the numbers were measured on (compared with a baseline's)."""
@@ -90,14 +101,16 @@ class Gate:
         return env
 
     def notes(self) -> list[str]:
-        return self.system.notes()
+        """What the summary should say about the run's resources (redacted)."""
+        redactor = self.redactor()
+        return [redactor.text(note) for note in self.system.notes()]
 
     def close(self) -> None:
-        self.system.close()
-
-
-def _redacted(exc: PerfgateError, system: System) -> str:
-    return redact_text(str(exc), system.secrets())
+        """Stop and remove what the run started; PerfgateError (redacted) if something stayed."""
+        try:
+            self.system.close()
+        except PerfgateError as exc:
+            raise PerfgateError(self.redact(str(exc))) from None
 
 
 def now_iso() -> str:

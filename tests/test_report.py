@@ -460,11 +460,11 @@ def test_md_filter_escapes_each_special_character() -> None:
     assert md("*_`~\\#$") == "&#42;&#95;&#96;&#126;&#92;&#35;&#36;"
     assert md("supplier_id _em_ a__b") == "supplier_id &#95;em&#95; a&#95;&#95;b"
     assert md("line\nbreak\r\n  here") == "line break here"
-    assert md("see http://x.example") == "see http&#58;//x.example"
-    assert md("www.x.example") == "www&#46;x.example"
+    assert md("see http://x.example") == "see http&#58;&#8203;//x.example"
+    assert md("www.x.example") == "www&#8203;&#46;x.example"
     assert (
         md("postgresql://app:hunter2@db/app")
-        == "postgresql&#58;//app:&#42;&#42;&#42;@&#8203;db/app"
+        == "postgresql&#58;&#8203;//app:&#42;&#42;&#42;@&#8203;db/app"
     )
     assert md(42) == "42"
 

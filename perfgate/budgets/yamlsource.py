@@ -14,6 +14,7 @@ import yaml
 
 from perfgate.budgets import placeholders
 from perfgate.exceptions import ConfigError
+from perfgate.redact import MIN_SECRET, redact_text
 
 T = TypeVar("T")
 Path_ = tuple[str | int, ...]
@@ -21,7 +22,7 @@ Path_ = tuple[str | int, ...]
 _ENV = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\})")
 
 
-_SENT = frozenset({"headers", "request", "json", "body"})
+_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 
 
 class InvalidConfig(ConfigError):
@@ -129,8 +130,8 @@ class Source:
     lines: dict[Path_, int]
     env: Mapping[str, str]
     errors: list[ConfigError]
-    # Environment values interpolated into what is sent to the target (headers, the request
-    # line, bodies): never printed, whatever the header is called.
+    # Environment values interpolated anywhere in the file (but numbers and values too short
+    # to be secret): never printed, wherever they went.
     secrets: list[str] = field(default_factory=list)
     has_login: bool = False  # target.login is set, so {login.PATH} can be filled
     root: Path = field(default_factory=Path.cwd)  # relative paths are relative to this
@@ -142,6 +143,7 @@ class Source:
         while probe and line is None:
             line = self.lines.get(probe)
             probe = probe[:-1]
+        message = redact_text(message, self.secrets)  # "got '...'" may quote a ${VAR}
         self.errors.append(
             ConfigError(message, path=self.filename, line=line, key=key_path(path) or None)
         )
@@ -181,9 +183,9 @@ class Source:
         text = str(value)
         if not interpolate_env:
             return text
-        sent = any(part in _SENT for part in path)
+        used: list[str] = []
         try:
-            return interpolate(text, self.env, self.secrets if sent else None)
+            text = interpolate(text, self.env, used)
         except KeyError as exc:
             self.error(
                 path,
@@ -191,6 +193,8 @@ class Source:
                 f"(give a default with ${{{exc.args[0]}:-value}})",
             )
             return None
+        self.secrets += [v for v in used if is_secret(v)]
+        return text
 
     def template(self, value: Any, path: Path_, allowed: Iterable[str]) -> str | None:
         """A string (as ``string``) whose ``{placeholders}`` must be among ``allowed``."""
@@ -261,6 +265,12 @@ class Source:
             if text is not None:
                 out[str(key)] = text
         return out
+
+
+def is_secret(value: str) -> bool:
+    """Whether a value from the environment is masked in output: all are, but numbers (a
+    port, a count) and values too short to mask without garbling every message."""
+    return len(value) >= MIN_SECRET and not _NUMBER.fullmatch(value.strip())
 
 
 def describe(value: Any) -> str:

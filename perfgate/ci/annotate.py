@@ -3,7 +3,8 @@
 Each annotation points at the budgets.yaml line that defines the item (``Result.source``), so
 the pull request's "Files changed" tab shows it on that line. Everything inside a command is
 escaped the way the Actions runner unescapes it (actions/toolkit ``command.ts``), so text from
-the target or the budgets file cannot end the command early or start another one.
+the target or the budgets file cannot end the command early or start another one; control
+characters and escape sequences are removed first.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from perfgate.redact import redact_text
+from perfgate.redact import clean, redact_text
+from perfgate.report.cells import safe_report
+from perfgate.report.escape import escape_data, escape_property
 from perfgate.verdict.model import GateReport, Verdict
 from perfgate.verdict.values import Outcome, Status
 
@@ -19,16 +22,6 @@ ERROR_LEVEL, WARNING_LEVEL = "error", "warning"
 MESSAGE_LIMIT = 4000  # GitHub shows long annotations cut anyway; keep the log readable
 
 _SOURCE = re.compile(r"^(?P<file>.+?):(?P<line>[0-9]+)$")
-
-
-def escape_data(text: str) -> str:
-    """Escape a command's message: %, CR and LF (the runner decodes these)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    """Escape a property value (file, title): as data, and also ':' and ','."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +38,11 @@ class Annotation:
         """The workflow command, e.g. '::error file=budgets.yaml,line=14,title=...::message'."""
         props = []
         if self.file:
-            props.append(f"file={escape_property(self.file)}")
+            props.append(f"file={escape_property(clean(self.file))}")
             if self.line is not None:
                 props.append(f"line={self.line}")
-        props.append(f"title={escape_property(self.title)}")
-        message = self.message
+        props.append(f"title={escape_property(clean(self.title))}")
+        message = clean(self.message)
         if len(message) > MESSAGE_LIMIT:
             message = message[: MESSAGE_LIMIT - 1] + "…"
         return f"::{self.level} {','.join(props)}::{escape_data(message)}"
@@ -69,7 +62,7 @@ def parse_source(source: str | None) -> tuple[str | None, int | None]:
 def collect_annotations(report: GateReport) -> list[Annotation]:
     """Errors for failed and unmeasurable items; warnings for warn-only, marginal, inconclusive."""
     out = []
-    for result in report.results:
+    for result in safe_report(report).results:
         annotation = annotate(result)
         if annotation is not None:
             out.append(annotation)

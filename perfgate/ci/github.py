@@ -21,6 +21,7 @@ from perfgate import __version__
 from perfgate.exceptions import PerfgateError
 from perfgate.redact import redact_text
 from perfgate.report import render_markdown
+from perfgate.report.escape import terminal_text
 from perfgate.verdict.model import GateReport
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -275,7 +276,8 @@ class GitHubClient:
         return str((response.json().get("head") or {}).get("sha", ""))
 
     def _error(self, message: str) -> GitHubError:
-        return GitHubError(redact_text(message, [self._token]))
+        # The message may quote the API's answer: printed to the log, it must be inert.
+        return GitHubError(terminal_text(redact_text(message, [self._token])))
 
 
 def upsert_comment(

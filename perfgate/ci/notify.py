@@ -18,8 +18,9 @@ import httpx
 
 from perfgate import __version__
 from perfgate.exceptions import PerfgateError
-from perfgate.redact import redact_text
-from perfgate.report.cells import headline_parts
+from perfgate.redact import clean, redact_text
+from perfgate.report.cells import headline_parts, safe_report
+from perfgate.report.escape import slack_escape, terminal_text
 from perfgate.verdict.model import GateReport
 from perfgate.verdict.values import Outcome, Status
 
@@ -56,6 +57,7 @@ class Notifier(Protocol):
 
 def build_alert(report: GateReport, env: Mapping[str, str], run_url: str | None) -> Alert:
     """The alert for a report: verdict, headline counts, the worst items first."""
+    report = safe_report(report)
     repo = env.get("GITHUB_REPOSITORY", "")
     branch = env.get("GITHUB_REF_NAME", "") or env.get("GITHUB_REF", "").removeprefix("refs/heads/")
     where = " ".join(x for x in (repo, branch) if x)
@@ -85,8 +87,8 @@ def worst_lines(report: GateReport, limit: int = WORST_LIMIT) -> tuple[str, ...]
 
 
 def _line(text: str) -> str:
-    """One line, secrets masked, at most LINE_WIDTH characters."""
-    text = " ".join(redact_text(text).split())
+    """One line, clean, secrets masked, at most LINE_WIDTH characters."""
+    text = " ".join(redact_text(clean(text)).split())
     return text if len(text) <= LINE_WIDTH else text[: LINE_WIDTH - 1] + "…"
 
 
@@ -106,11 +108,6 @@ def skip_reason(
             shown = ref or "GITHUB_REF is not set"
             return f"not on the default branch {default_branch!r} ({shown}; see --any-branch)"
     return None
-
-
-def slack_escape(text: str) -> str:
-    """Slack's three control characters as entities: no <!channel>, <@U…> or <url|text>."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_payload(alert: Alert) -> dict[str, Any]:
@@ -147,10 +144,10 @@ class SlackWebhook:
             with httpx.Client(timeout=self.timeout, headers=headers) as client:
                 response = client.post(self.url, json=slack_payload(alert))
         except httpx.HTTPError as e:
-            why = redact_text(f"{type(e).__name__}: {e}", [self.url])
+            why = terminal_text(redact_text(f"{type(e).__name__}: {e}", [self.url]))
             raise NotifyError(f"cannot reach the Slack webhook: {why}") from None
         if not response.is_success:
-            said = redact_text(" ".join(response.text.split())[:200], [self.url])
+            said = redact_text(" ".join(clean(response.text).split())[:200], [self.url])
             raise NotifyError(f"the Slack webhook answered {response.status_code}: {said}")
 
 
@@ -211,7 +208,7 @@ class EmailNotifier:
                 smtp.send_message(email_message(alert, s.sender, self.to))
         except (OSError, smtplib.SMTPException, ValueError) as e:
             secrets = [x for x in (s.password,) if x]
-            why = redact_text(f"{type(e).__name__}: {e}", secrets)
+            why = terminal_text(redact_text(f"{type(e).__name__}: {e}", secrets))
             raise NotifyError(f"cannot send mail through {s.host}:{s.port}: {why}") from None
 
 

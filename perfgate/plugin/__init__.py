@@ -40,6 +40,7 @@ from perfgate.plugin.options import (
 from perfgate.plugin.run import LAUNCH, RUN, Launch, PerfgateRun
 from perfgate.plugin.xdist import XdistHooks, is_worker, noisy_note, worker_output
 from perfgate.report import render_terminal
+from perfgate.report.escape import terminal_text
 from perfgate.system import ledger
 
 HOW_TO_RUN = "perfgate measurements run only with --perfgate (e.g. `pytest --perfgate`)"
@@ -209,7 +210,7 @@ def perfgate_dsn(request: pytest.FixtureRequest) -> str:
     try:
         return gate.system.database().dsn
     except PerfgateError as exc:
-        pytest.fail(f"perfgate: {exc}", pytrace=False)
+        pytest.fail(terminal_text(f"perfgate: {gate.redact(str(exc))}"), pytrace=False)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -231,13 +232,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if run is None or run.report is None:
         return
     try:
-        lines = render_terminal(run.report, written=run.written)
+        notes = [run.gate.redact(n) for n in run.notes] if run.gate else run.notes
+        lines = render_terminal(run.report, written=run.written, notes=notes)
     except Exception as exc:  # the summary must never turn a run into an internal error
-        lines = [f"perfgate: could not render the summary: {exc}"]
+        lines = terminal_text(f"perfgate: could not render the summary: {exc}").split("\n")
     terminalreporter.section("perfgate")
     for line in lines:
         terminalreporter.write_line(line)
-    for note in run.notes:
-        terminalreporter.write_line(f"perfgate: {note}")
     for failure in run.failures:
-        terminalreporter.write_line(f"perfgate: FAILED: {failure}", red=True, bold=True)
+        text = run.gate.redact(failure) if run.gate else failure
+        terminalreporter.write_line(terminal_text(f"perfgate: FAILED: {text}"), red=True, bold=True)

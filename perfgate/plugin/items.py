@@ -19,7 +19,7 @@ from perfgate.budgets.model import Endpoint, Query, RegressionPolicy
 from perfgate.exceptions import PerfgateError
 from perfgate.gate import Gate
 from perfgate.plugin.run import RUN, PerfgateRun
-from perfgate.redact import redact_text
+from perfgate.report.escape import terminal_text
 from perfgate.verdict.endpoint import endpoint_error
 from perfgate.verdict.model import Verdict
 from perfgate.verdict.query import query_error_result
@@ -80,13 +80,17 @@ class GateItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, PerfgateError):
-            return f"perfgate: {excinfo.value}"
+            return terminal_text(f"perfgate: {excinfo.value}")
         if isinstance(excinfo.value, pytest.fail.Exception):
             return str(super().repr_failure(excinfo, style=style))
         # From this item's runtest down: pytest's and pluggy's frames above it are noise.
         excinfo.traceback = excinfo.traceback.cut(path=__file__).filter(excinfo)
         shown = str(super().repr_failure(excinfo, style=style))
-        return f"{shown}\n\nperfgate {__version__}: {BUG}; please report it with this traceback"
+        gate = self.config.stash[RUN].gate
+        shown = gate.redact(shown) if gate is not None else shown
+        return terminal_text(
+            f"{shown}\n\nperfgate {__version__}: {BUG}; please report it with this traceback"
+        )
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, (self.line - 1) if self.line else None, f"perfgate: {self.name}"
@@ -104,8 +108,8 @@ class EndpointItem(GateItem):
         return gate.run_endpoint(self.endpoint, source)
 
     def crashed(self, gate: Gate, error: str, source: str) -> Verdict:
-        secrets = gate.system.secrets(self.endpoint.headers)
-        return endpoint_error(self.endpoint, error, secrets=secrets, source=source)
+        verdict = endpoint_error(self.endpoint, error, source=source)
+        return gate.redactor(self.endpoint.headers).scrub(verdict)
 
     @property
     def policy(self) -> RegressionPolicy:
@@ -124,7 +128,7 @@ class QueryItem(GateItem):
         return gate.run_query(self.query, source)
 
     def crashed(self, gate: Gate, error: str, source: str) -> Verdict:
-        return query_error_result(self.query, redact_text(error, gate.system.secrets()), source)
+        return gate.redactor().scrub(query_error_result(self.query, error, source))
 
     @property
     def policy(self) -> RegressionPolicy:
@@ -160,5 +164,5 @@ def record(run: PerfgateRun, result: Verdict) -> Verdict:
         result = dataclasses.replace(result, status=Status.WARNED)
     run.results.append(result)
     if result.status == Status.FAILED or (result.status == Status.ERROR and not warn_only):
-        pytest.fail(result.explain(), pytrace=False)
+        pytest.fail(terminal_text(result.explain()), pytrace=False)
     return result

@@ -8,9 +8,25 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from typing import TypeVar
 
+from perfgate.exceptions import PerfgateError
+from perfgate.redact import Redactor
+from perfgate.verdict.details import RoundsMode
 from perfgate.verdict.model import GateReport, Verdict
-from perfgate.verdict.values import Check, Comparison, Metric, Outcome, Status, format_value
+from perfgate.verdict.values import (
+    Check,
+    CheckStatus,
+    Comparison,
+    Kind,
+    Metric,
+    Outcome,
+    Status,
+    Text,
+    format_value,
+)
+
+E = TypeVar("E", bound=Text)
 
 PASS, FAIL, MARGINAL, WARN = "PASS", "FAIL", "MARGINAL", "WARN"
 ERROR_VERDICT = "ERROR"
@@ -40,6 +56,31 @@ _SHORT_NAMES = {
     "temp_blocks": "temp blocks",
 }
 _NUMBER_AND_UNIT = re.compile(r"^([+-]?[0-9][0-9,]*(?:\.[0-9]+)?)(.*)$")
+
+
+def member(enum: type[E], value: object, where: str) -> E:
+    """``value`` as a member of ``enum``; PerfgateError naming ``where`` if it is none."""
+    try:
+        return enum.read(value, where)
+    except ValueError as exc:
+        raise PerfgateError(f"cannot render the report: {exc}") from None
+
+
+def safe_report(report: GateReport) -> GateReport:
+    """The report as every renderer starts from it: its vocabularies checked (an unknown
+    status or outcome is an error, never shown), every text cleaned of control characters
+    and escape sequences, URL credentials and DSN passwords masked."""
+    for i, r in enumerate(report.results):
+        where = f"results[{i}]"
+        member(Kind, r.kind, f"{where}.kind")
+        member(Status, r.status, f"{where}.status")
+        for j, c in enumerate(r.comparisons):
+            member(Outcome, c.outcome, f"{where}.comparisons[{j}].outcome")
+        for j, check in enumerate(r.checks):
+            member(CheckStatus, check.status, f"{where}.checks[{j}].status")
+        if r.rounds is not None:
+            member(RoundsMode, r.rounds.mode, f"{where}.rounds.mode")
+    return Redactor().scrub(report)
 
 
 def verdict(result: Verdict) -> str:

@@ -2,7 +2,7 @@
 
 The words live in ``templates/report.md.j2``. Every string that came from a user (names,
 descriptions, SQL, error text, plan labels, environment values) goes through the one ``md``
-filter, or through ``fence`` when it is shown as a code block.
+filter, or through ``fence`` when it is shown as a code block (both in ``escape.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 import jinja2
 
 from perfgate.exceptions import PerfgateError
-from perfgate.redact import redact_text
 from perfgate.report.cells import (
     ERROR_VERDICT,
     FAIL,
@@ -31,10 +30,12 @@ from perfgate.report.cells import (
     headline_parts,
     interval_text,
     limit_text,
+    safe_report,
     short_sha,
     threshold_text,
     verdict,
 )
+from perfgate.report.escape import clip, fence, md
 from perfgate.verdict.details import EndpointDetails, QueryDetails
 from perfgate.verdict.model import GateReport, Verdict
 from perfgate.verdict.values import Comparison, Metric, Outcome, Status, format_value
@@ -42,34 +43,6 @@ from perfgate.verdict.values import Comparison, Metric, Outcome, Status, format_
 # GitHub refuses a step summary over 1 MiB (per step); stay under it with room for the note.
 STEP_SUMMARY_LIMIT = 1024 * 1024 - 4096
 
-# Entities rather than backslashes: they hold in table cells, HTML blocks and <summary> alike,
-# and a GFM table splits its cells on raw "|" before entities are decoded.
-_ESCAPES = {
-    "&": "&amp;",
-    "<": "&lt;",
-    ">": "&gt;",
-    "|": "&#124;",
-    "`": "&#96;",
-    "[": "&#91;",
-    "]": "&#93;",
-    "*": "&#42;",
-    "_": "&#95;",
-    "~": "&#126;",
-    "\\": "&#92;",
-    "#": "&#35;",
-    "$": "&#36;",  # GitHub renders $...$ as math
-    # A zero-width space after "@" stops mentions (e.g. @everyone), as Renovate and Dependabot do.
-    "@": "@&#8203;",
-}
-# An underscore between two letters or digits can never open or close emphasis (CommonMark
-# flanking rules), so "supplier_id" stays readable in the raw markdown.
-_ESCAPE = re.compile(
-    "|".join(re.escape(c) for c in _ESCAPES if c != "_") + r"|(?<![^\W_])_|_(?![^\W_])"
-)
-# GFM autolinks bare "http://..." and "www...."; an entity colon or dot defeats the match.
-_URL_SCHEME = re.compile(r"://")
-_WWW = re.compile(r"\b(www)\.", re.IGNORECASE)
-_BACKTICKS = re.compile(r"`+")
 _FENCE_LINE = re.compile(r"^(`{3,})(.*)$")
 
 _VERDICTS = {
@@ -89,34 +62,9 @@ _OUTCOMES = {
 _SEVERITY_ICONS = {"error": "❌", "warning": "⚠️"}
 
 
-def md(value: object) -> str:
-    """Make any user text safe inline in markdown: a table cell, a heading, a list, a summary.
-
-    Markdown and HTML syntax is escaped as entities, links and mentions are defeated, newlines
-    become spaces, and DSN passwords are masked (the report may be public).
-    """
-    text = " ".join(redact_text(str(value)).split())
-    text = _ESCAPE.sub(lambda m: _ESCAPES[m.group(0)], text)
-    text = _URL_SCHEME.sub("&#58;//", text)
-    return _WWW.sub(r"\1&#46;", text)
-
-
-def fence(value: object, lang: str = "text") -> str:
-    """A fenced code block, its fence longer than any run of backticks inside."""
-    text = redact_text(str(value)).strip("\n")
-    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
-    bar = "`" * max(3, longest + 1)
-    return f"{bar}{lang}\n{text}\n{bar}"
-
-
-def clip(value: object, width: int = 80) -> str:
-    """One line of at most ``width`` characters, ending in … when cut (escape afterwards)."""
-    text = " ".join(str(value).split())
-    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
-
-
 def render_markdown(report: GateReport) -> str:
     """The whole report as GitHub-flavoured markdown."""
+    report = safe_report(report)
     template = _environment().get_template("report.md.j2")
     return _tidy(template.render(report=report, **_context(report)))
 
@@ -184,7 +132,7 @@ def _environment() -> jinja2.Environment:
         verdict_cell=lambda r: _VERDICTS[verdict(r)],
         item_icon=lambda r: _ICONS[verdict(r)],
         severity_icon=lambda s: _SEVERITY_ICONS.get(str(s), "ℹ️"),
-        outcome=lambda c: _OUTCOMES.get(c.outcome, c.outcome),
+        outcome=lambda c: _OUTCOMES[c.outcome],  # checked by safe_report
         change=change_text,
         threshold=threshold_text,
         compared=compared_cell,

@@ -1,4 +1,8 @@
-"""The ``perfgate`` section of pytest's terminal summary: one table per kind, then what failed."""
+"""The ``perfgate`` section of pytest's terminal summary: one table per kind, then what failed.
+
+Every line is safe to print to a terminal or a CI log: the report's texts are cleaned first
+(``safe_report``), and no line can start a workflow command (``escape.inert_line``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import textwrap
 from collections.abc import Sequence
 from os import PathLike
 
+from perfgate.redact import clean
 from perfgate.report.cells import (
     ERROR_VERDICT,
     FAIL,
@@ -14,10 +19,12 @@ from perfgate.report.cells import (
     compact,
     headline_parts,
     limit_text,
+    safe_report,
     short_name,
     short_sha,
     verdict,
 )
+from perfgate.report.escape import inert_line, terminal_text
 from perfgate.verdict.details import EndpointDetails, QueryDetails
 from perfgate.verdict.model import BaselineInfo, GateReport, Verdict
 from perfgate.verdict.values import Check, Outcome
@@ -31,12 +38,17 @@ _LABEL = len("REGRESSION")
 
 
 def render_terminal(
-    report: GateReport, width: int = 100, written: Sequence[str | PathLike[str]] = ()
+    report: GateReport,
+    width: int = 100,
+    written: Sequence[str | PathLike[str]] = (),
+    notes: Sequence[str] = (),
 ) -> list[str]:
     """Lines for pytest's ``perfgate`` summary section, each at most ``width`` columns.
 
-    ``written`` lists the report files this run wrote, shown last so they are easy to find.
+    ``written`` lists the report files this run wrote, shown last so they are easy to find;
+    ``notes`` (what the run has to say about its resources) follow, as ``perfgate: NOTE``.
     """
+    report = safe_report(report)
     lines: list[str] = []
     for kind, columns in (("endpoint", ENDPOINT_COLUMNS), ("query", QUERY_COLUMNS)):
         results = [r for r in report.results if r.kind == kind]
@@ -54,7 +66,11 @@ def render_terminal(
         lines += _wrap(_baseline_line(report.baseline), width, "  ")
     lines += _wrap(headline(report), width, "  ")
     if written:
-        lines += _wrap("reports: " + ", ".join(str(p) for p in written), width, "  ")
+        paths = (" ".join(clean(str(p)).split()) for p in written)
+        lines += _wrap("reports: " + ", ".join(paths), width, "  ")
+    lines = [inert_line(part) for line in lines for part in line.split("\n")]
+    for note in notes:
+        lines += terminal_text(f"perfgate: {note}").split("\n")
     return lines
 
 
@@ -74,7 +90,7 @@ def _table(
         header = [title, *(short_name(m) for m, _ in shown), "budget", "verdict"]
         rows = [
             [
-                r.name,
+                " ".join(r.name.split()),
                 *(compact(r.metrics.get(m), iv and with_intervals) for m, iv in shown),
                 _budget(r),
                 verdict(r),

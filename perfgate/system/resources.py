@@ -240,12 +240,23 @@ class System:
     # -- the run as a whole ------------------------------------------------------------------
 
     def secrets(self, extra_headers: Mapping[str, str] | None = None) -> tuple[str, ...]:
-        """Strings that must never reach a report: credentials, DSN passwords, env values sent."""
-        dsns = [d for d in (self.config.database.dsn,) if d]
-        headers = {**self.config.target.headers, **dict(extra_headers or {})}
-        # A header filled from the login is a template here; its values are in _handed.
-        headers = {k: v for k, v in headers.items() if "{login." not in v}
-        return secret_values(headers, dsns) + self.config.secrets + tuple(sorted(self._handed))
+        """Strings that must never reach a report, from every source the run knows: the
+        budgets file's ``${VAR}`` values, secret headers (the target's, every endpoint's,
+        ``extra_headers``), DSN and ``base_url`` credentials, the login values sent."""
+        config = self.config
+        urls = [d for d in (config.database.dsn,) if d]
+        if self._server is not None:
+            urls.append(self._server.dsn)
+        if config.target.kind == "base_url":
+            urls.append(config.target.value)
+        every = [config.target.headers, *(e.headers for e in config.endpoints), extra_headers or {}]
+        if config.target.login is not None:
+            every.append(config.target.login.headers)
+        found = list(secret_values({}, urls))
+        for headers in every:
+            # A header filled from the login is a template here; its values are in _handed.
+            found += secret_values({k: v for k, v in headers.items() if "{login." not in v})
+        return (*found, *config.secrets, *sorted(self._handed))
 
     def notes(self) -> list[str]:
         """What the summary should say about the run's resources."""

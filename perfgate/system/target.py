@@ -189,6 +189,7 @@ class CommandTarget:
 
     def _fail(self, what: str) -> None:
         shown = self._output.shown() if self._output is not None else "  (no output)"
+        shown = shown.replace("\r", "\n  | ")  # a progress bar's CR starts a line, in a log too
         raise TargetError(f"target command {self.command!r}: {what}\nlast output:\n{shown}")
 
 

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from perfgate.budgets.model import LOWER_LIMITS, Endpoint
 from perfgate.budgets.units import format_confidence
 from perfgate.probes.http import EndpointRun
-from perfgate.redact import redact_text
 from perfgate.stats import (
     mean_estimate,
     proportion_estimate,
@@ -119,7 +118,7 @@ _SAMPLE_CHARS = 120  # of an error response's body, in the summary
 
 def error_summary(run: EndpointRun, limit: int = 3) -> tuple[str, ...]:
     """The most common error reasons with counts and what the server said, e.g.
-    'HTTP 403 ×300: {"detail":"Not authenticated"}' (the caller masks secrets in it)."""
+    'HTTP 403 ×300: {"detail":"Not authenticated"}' (the gate masks secrets in it)."""
     counts: dict[str, int] = {}
     said: dict[str, str] = {}
     for s in run.samples:
@@ -145,10 +144,9 @@ def endpoint_verdict(
     run: EndpointRun,
     *,
     confidence: float,
-    secrets: tuple[str, ...],
     source: str | None,
 ) -> Verdict:
-    """The endpoint's metrics and budget checks; its texts with ``secrets`` masked."""
+    """The endpoint's metrics and budget checks (the gate masks secrets in its texts)."""
     metrics = endpoint_metrics(run, confidence)
     checks = endpoint_checks(metrics, endpoint.budget, confidence)
     return Verdict(
@@ -158,12 +156,12 @@ def endpoint_verdict(
         metrics=metrics,
         checks=checks,
         source=source,
-        description=redact_text(describe(endpoint), secrets),
+        description=describe(endpoint),
         details=EndpointDetails(
             requests=endpoint.requests,
             concurrency=endpoint.concurrency,
             warmup=endpoint.warmup,
-            error_summary=tuple(redact_text(e, secrets) for e in error_summary(run)),
+            error_summary=error_summary(run),
         ),
         samples={
             "latency_ms": bounded(
@@ -174,17 +172,15 @@ def endpoint_verdict(
     )
 
 
-def endpoint_error(
-    endpoint: Endpoint, error: str, *, secrets: tuple[str, ...], source: str | None
-) -> Verdict:
+def endpoint_error(endpoint: Endpoint, error: str, *, source: str | None) -> Verdict:
     """The verdict of an endpoint that could not be measured."""
     return Verdict(
         name=endpoint.name,
         kind=Kind.ENDPOINT,
         status=Status.ERROR,
-        error=redact_text(error, secrets),
+        error=error,
         source=source,
-        description=redact_text(describe(endpoint), secrets),
+        description=describe(endpoint),
     )
 
 
