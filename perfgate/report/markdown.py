@@ -152,7 +152,7 @@ def _context(report: GateReport) -> dict[str, object]:
     needs_look = [r for r in report.results if attention(r)]
     return {
         "headline_icon": icon,
-        "headline": " · ".join([", ".join(items), *outcomes]),
+        "headline": md(" · ".join([", ".join(items), *outcomes])),
         "endpoints": [r for r in report.results if r.kind == "endpoint"],
         "queries": [r for r in report.results if r.kind == "query"],
         "attention": needs_look,

@@ -18,7 +18,7 @@ import markdown_it
 
 from perfgate.plan import Finding, NodeChange, parse_plan
 from perfgate.verdict.details import EndpointDetails, QueryDetails, Rounds, RoundsMode
-from perfgate.verdict.model import BaselineInfo, GateReport, Verdict
+from perfgate.verdict.model import BaselineInfo, Completion, GateReport, Verdict
 from perfgate.verdict.values import Comparison, Kind, Metric, Outcome, Status, check_limit
 
 SCHEMA = json.loads((files("perfgate") / "schemas" / "perfgate-2.schema.json").read_text())
@@ -183,6 +183,9 @@ def full_report() -> GateReport:
             how="merge-base of HEAD and origin/main",
             searched=("a" * 40,),
             source="git branch perfgate-baselines",
+        ),
+        completion=Completion(
+            expected=6, measured=5, stopped="stopped by SIGTERM", missing=("late",), deselected=1
         ),
     )
 
