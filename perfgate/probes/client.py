@@ -139,6 +139,8 @@ class _Exchange:
         return {"type": "http.disconnect"}
 
     async def send(self, message: MutableMapping[str, Any]) -> None:
+        if self.over:  # as a server's send fails once its client has gone
+            raise OSError("perfgate: response body over max_response_bytes")
         if message["type"] == "http.response.start" and self.status is None:
             self.status = int(message["status"])
             self.headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]

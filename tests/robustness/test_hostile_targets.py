@@ -485,6 +485,12 @@ HOSTILE_COMMAND = textwrap.dedent(
                 writer.write(bytes([byte]))
                 await writer.drain()
                 await asyncio.sleep(1)
+        if mode == "body":
+            writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 9999999\\r\\n\\r\\n")
+            for _ in range(36000):
+                writer.write(b"a")
+                await writer.drain()
+                await asyncio.sleep(0.1)
         await asyncio.sleep(3600)
 
     async def main():
@@ -496,24 +502,36 @@ HOSTILE_COMMAND = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("mode", ["trickle", "silent"])
-def test_waiting_for_a_command_target_is_bounded_by_ready_timeout(
-    tmp_path: Path, mode: str
-) -> None:
+def _hostile_command(tmp_path: Path, mode: str) -> CommandTarget:
     script = tmp_path / "hostile.py"
     script.write_text(HOSTILE_COMMAND)
-    target = CommandTarget(
+    return CommandTarget(
         f"{sys.executable} {script} {{port}} {mode}",
         env={},
         cwd=tmp_path,
         ready_path="/healthz",
         ready_timeout_s=READY_S,
     )
+
+
+@pytest.mark.parametrize("mode", ["trickle", "silent"])
+def test_waiting_for_a_command_target_is_bounded_by_ready_timeout(
+    tmp_path: Path, mode: str
+) -> None:
+    target = _hostile_command(tmp_path, mode)
     started = time.monotonic()
     with pytest.raises(TargetError, match=r"not ready after 1s"):
         target.start()
     assert time.monotonic() - started < READY_S + 2
     assert target.pid is None  # stopped
+
+
+def test_a_command_target_is_ready_on_its_status_line_whatever_the_body_does(
+    tmp_path: Path,
+) -> None:
+    # Readiness of a command reads only the status line, so a body sent forever cannot hold it.
+    with _hostile_command(tmp_path, "body") as target:
+        assert target.pid is not None
 
 
 @pytest.mark.asyncio
