@@ -214,7 +214,7 @@ class Wire(asyncio.Protocol):
                 return
             if self.until:
                 if pending.find(self.until, self.scan) < 0:
-                    self.scan = len(pending) - len(self.until) + 1
+                    self.scan = max(0, len(pending) - len(self.until) + 1)
                     if len(pending) > HEAD_LIMIT + 4:
                         self._fail(Failure("malformed", _what_overran(self), received=True))
                     return

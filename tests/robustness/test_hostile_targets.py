@@ -284,6 +284,15 @@ ODD = {
         5,
     ),
     "a head one byte at a time": (trickle(OK, every_s=0.001), 2),
+    "1xx, chunks, extensions and trailers one byte at a time": (
+        trickle(
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            + CHUNKED
+            + b"3\r\nabc\r\n4;e=1\r\ndefg\r\n0\r\nT: x\r\n\r\n",
+            every_s=0.001,
+        ),
+        7,
+    ),
 }
 
 
