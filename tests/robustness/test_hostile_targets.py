@@ -29,6 +29,7 @@ from bounds_helpers import (
     trickle,
 )
 
+from perfgate.budgets import parse_config
 from perfgate.budgets.model import Login
 from perfgate.exceptions import TargetError
 from perfgate.probes.client import make_client
@@ -687,3 +688,18 @@ endpoints:
         ]
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_max_response_bytes_is_read_from_defaults_and_each_endpoint(tmp_path: Path) -> None:
+    text = """
+version: 1
+target: {base_url: "http://127.0.0.1:9"}
+defaults: {max_response_bytes: 10MB}
+endpoints:
+  inherits: GET /a
+  own: {request: GET /b, max_response_bytes: 512}
+"""
+    config = parse_config(text, tmp_path / "budgets.yaml", {})
+    assert [e.max_response_bytes for e in config.endpoints] == [10_000_000, 512]
+    plain = parse_config("version: 1\n", tmp_path / "budgets.yaml", {})
+    assert plain.defaults.max_response_bytes == 64 * 1024 * 1024
