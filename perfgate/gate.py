@@ -60,6 +60,7 @@ class Gate:
                 warmup=endpoint.warmup,
                 timeout_s=endpoint.timeout_ms / 1000,
                 expect_status=endpoint.expect_status,
+                max_response_bytes=endpoint.max_response_bytes,
             )
             probe = HttpProbe(system.client, system.values)
             with system.watching_writes():

@@ -78,6 +78,19 @@ def read_positive_ms(
     return fallback if ms is None else ms
 
 
+def read_positive_size(
+    src: Source, raw: Mapping[str, Any], key: str, path: Path_, fallback: int
+) -> int:
+    """A size in bytes ('10MB', '64MiB' or a number of bytes) that must be at least 1."""
+    if key not in raw:
+        return fallback
+    size = src.convert(raw[key], (*path, key), parse_size_bytes)
+    if size is not None and size < 1:
+        src.error((*path, key), f"expected a positive size like '10MB', got {raw[key]!r}")
+        return fallback
+    return fallback if size is None else size
+
+
 def read_limit(src: Source, kind: str, value: Any, path: Path_) -> float | None:
     parsed: float | None
     if kind == "duration":

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from perfgate.plan.rules import RULE_IDS, SEVERITIES
+from perfgate.probes.wire import DEFAULT_MAX_RESPONSE_BYTES
 
 SCHEMA_VERSION = 1
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -122,6 +123,7 @@ class Defaults:
     concurrency: int = 10
     warmup: int = 30
     timeout_ms: float = 10_000.0
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # a longer body is a request error
     runs: int = 15
     statement_timeout_ms: float = 30_000.0
     confidence: float = 0.95
@@ -141,6 +143,7 @@ class Endpoint(Request):
     concurrency: int = 10
     warmup: int = 30
     timeout_ms: float = 10_000.0
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     budget: Mapping[str, float] = field(default_factory=dict)
     regression: RegressionPolicy = field(default_factory=RegressionPolicy)
     line: int | None = None

@@ -12,7 +12,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from perfgate.budgets.fields import read_confidence, read_positive_ms, read_regression
+from perfgate.budgets.fields import (
+    read_confidence,
+    read_positive_ms,
+    read_positive_size,
+    read_regression,
+)
 from perfgate.budgets.model import (
     PLAN_RULES,
     RULE_LEVELS,
@@ -47,6 +52,7 @@ DEFAULT_KEYS = (
     "concurrency",
     "warmup",
     "timeout",
+    "max_response_bytes",
     "runs",
     "statement_timeout",
     "confidence",
@@ -170,6 +176,9 @@ def _defaults(src: Source, value: Any) -> Defaults:
         concurrency=ints.get("concurrency") or d.concurrency,
         warmup=d.warmup if ints.get("warmup") is None else int(ints["warmup"] or 0),
         timeout_ms=read_positive_ms(src, raw, "timeout", path, d.timeout_ms),
+        max_response_bytes=read_positive_size(
+            src, raw, "max_response_bytes", path, d.max_response_bytes
+        ),
         runs=ints.get("runs") or d.runs,
         statement_timeout_ms=read_positive_ms(
             src, raw, "statement_timeout", path, d.statement_timeout_ms

@@ -6,7 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from perfgate.budgets.fields import read_limit, read_positive_ms, read_regression
+from perfgate.budgets.fields import (
+    read_limit,
+    read_positive_ms,
+    read_positive_size,
+    read_regression,
+)
 from perfgate.budgets.model import (
     ENDPOINT_BUDGET_KEYS,
     METHODS,
@@ -33,6 +38,7 @@ ENDPOINT_KEYS = (
     "concurrency",
     "warmup",
     "timeout",
+    "max_response_bytes",
     "budget",
     "regression",
 )
@@ -152,6 +158,9 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
         concurrency=counts.get("concurrency") or d.concurrency,
         warmup=d.warmup if counts.get("warmup") is None else int(counts["warmup"] or 0),
         timeout_ms=read_positive_ms(src, raw, "timeout", path, d.timeout_ms),
+        max_response_bytes=read_positive_size(
+            src, raw, "max_response_bytes", path, d.max_response_bytes
+        ),
         budget=budget,
         regression=read_regression(src, raw.get("regression"), (*path, "regression"), d.regression),
         line=src.lines.get(path),

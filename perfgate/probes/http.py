@@ -13,6 +13,13 @@ import httpx
 
 from perfgate.exceptions import TargetError
 from perfgate.probes.client import DriverClient
+from perfgate.probes.limits import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_RESPONSE_BYTES,
+    ResponseTooLarge,
+    decoded_size,
+    read_bounded,
+)
 from perfgate.probes.requests import RequestSpec, RequestValues, renderer
 from perfgate.probes.servertiming import server_time_ms
 from perfgate.probes.transport import KeepAliveTransport, Prepared
@@ -83,7 +90,7 @@ def _detail(body: bytes) -> str:
 
 
 def _via_client(
-    client: httpx.AsyncClient, build: Callable[[], httpx.Request], accepted: _Accept
+    client: httpx.AsyncClient, build: Callable[[], httpx.Request], accepted: _Accept, limit: int
 ) -> _Worker:
     """Send through ``client.send``: any transport, event hooks and auth honoured."""
     clock = time.perf_counter_ns
@@ -92,7 +99,8 @@ def _via_client(
         request = build()
         started = clock()
         try:
-            response = await client.send(request)
+            response = await client.send(request, stream=True)
+            nbytes, start = await read_bounded(response, limit, keep=_DETAIL_BYTES)
         except (httpx.HTTPError, OSError) as exc:
             return RequestSample(clock() - started, None, 0, None, None, _describe(exc))
         latency = clock() - started
@@ -102,11 +110,11 @@ def _via_client(
         return RequestSample(
             latency_ns=latency,
             status=status,
-            nbytes=len(response.content),
+            nbytes=nbytes,
             cache=_cache_status(headers.get("x-cache")),
             server_ms=server_time_ms(headers.get("server-timing"), headers.get("x-response-time")),
             error=None if ok else f"HTTP {status}",
-            detail=None if ok else _detail(response.content),
+            detail=None if ok else _detail(start),
         )
 
     async def worker(take: Callable[[], bool], keep: Callable[[RequestSample], None]) -> None:
@@ -128,11 +136,9 @@ def _via_lanes(transport: KeepAliveTransport, prepared: Prepared, accepted: _Acc
         if b"\ncontent-encoding:" in lowered:
             # Rare in a load test; let httpx decode so nbytes means the same either way.
             try:
-                nbytes = len(
-                    httpx.Response(status, headers=parse_headers(head), content=body).content
-                )
-            except httpx.DecodingError as exc:
-                return RequestSample(latency, status, len(body), None, None, _describe(exc))
+                nbytes = decoded_size(status, parse_headers(head), body, prepared.max_body)
+            except (httpx.DecodingError, ResponseTooLarge, ValueError) as exc:
+                return RequestSample(latency, None, 0, None, None, _describe(exc))
         server_ms = None
         if b"\nserver-timing:" in lowered or b"\nx-response-time:" in lowered:
             server_ms = server_time_ms(
@@ -209,12 +215,14 @@ async def drive(
     warmup: int,
     expect_status: frozenset[int] | None = None,
     values: RequestValues | None = None,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> EndpointRun:
     """Send ``warmup`` untimed, then exactly ``requests`` timed requests, ``concurrency`` at a time.
 
     A status outside 2xx is an error unless it is in ``expect_status``; transport errors and
-    timeouts are recorded as samples with ``status=None``, never raised. ``nbytes`` is the body
-    size after content decoding. The request is built once and re-sent (httpx's URL parsing
+    timeouts are recorded as samples with ``status=None``, never raised, and so is a body over
+    ``max_response_bytes`` (as received or once decoded). ``nbytes`` is the body size after
+    content decoding. The request is built once and re-sent (httpx's URL parsing
     would otherwise dominate the client's cost), so cookies set during the run are not sent
     back; ``{seq}`` and ``{uuid}`` in it are filled anew for every request from ``values``
     (shared by a run, so ``{seq}`` never repeats), by substitution in the encoded bytes.
@@ -234,9 +242,16 @@ async def drive(
     def accepted(status: int) -> bool:
         return 200 <= status < 300 or status in extra
 
+    limit = {MAX_RESPONSE_BYTES: max_response_bytes}
+
     def build(spec: RequestSpec) -> httpx.Request:
         return client.build_request(
-            spec.method, spec.path, headers=list(spec.headers), json=spec.json, content=spec.body
+            spec.method,
+            spec.path,
+            headers=list(spec.headers),
+            json=spec.json,
+            content=spec.body,
+            extensions=limit,
         )
 
     varying = request.per_request
@@ -250,7 +265,7 @@ async def drive(
             return built
         return build(request.filled(*values.next()))
 
-    start = _via_client(client, build_next, accepted)
+    start = _via_client(client, build_next, accepted, max_response_bytes)
     workers = concurrency
     transport = _direct_transport(client)
     if transport is not None:
@@ -302,6 +317,7 @@ class HttpLoad:
     warmup: int
     timeout_s: float
     expect_status: frozenset[int] | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 class HttpProbe:
@@ -327,6 +343,7 @@ class HttpProbe:
                 warmup=load.warmup,
                 expect_status=load.expect_status,
                 values=self._values,
+                max_response_bytes=load.max_response_bytes,
             )
 
 
@@ -341,13 +358,17 @@ async def wait_ready(client: httpx.AsyncClient, path: str, timeout_s: float) -> 
         if remaining <= 0:
             break
         try:
-            response = await client.get(path, timeout=max(0.05, min(remaining, 2.0)))
+            # Streamed and closed unread: only the status matters, not what the body decodes to.
+            request = client.build_request("GET", path, timeout=max(0.05, min(remaining, 2.0)))
+            response = await client.send(request, stream=True)
+            await response.aclose()
+            status = response.status_code
         except (httpx.HTTPError, OSError) as exc:
             last = _describe(exc)
         else:
-            if ready_verdict(response.status_code, f"GET {path}"):
+            if ready_verdict(status, f"GET {path}"):
                 return
-            last = f"HTTP {response.status_code}"
+            last = f"HTTP {status}"
         await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
         delay = min(delay * 2, 0.5)
     raise TargetError(

@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from perfgate.probes.limits import Slices, limit_of, too_large
 from perfgate.probes.wire import Deadlines, Failure, RawResponse, Wire, parse_headers
 
 __all__ = [
@@ -78,6 +79,7 @@ class Prepared(NamedTuple):
     pool_timeout: float | None
     connect_timeout: float | None
     read_timeout: float | None
+    max_body: int  # the largest response body accepted (max_response_bytes)
     # Requests that differ each time ({seq}, {uuid}): makes the bytes of the next one.
     render: Callable[[], bytes] | None = None
 
@@ -118,6 +120,7 @@ class Lane:
                     await self._pool.acquire(prepared)
                     self._holds_slot = True
                 wire, reused = await self._pool.checkout(prepared)
+                wire.limit = prepared.max_body
                 self._wire = wire
             else:
                 reused = True
@@ -251,9 +254,10 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             headers = parse_headers(raw.head)
         except ValueError as exc:
             raise httpx.RemoteProtocolError(f"malformed response: {exc}", request=request) from exc
-        if raw.chunked:
+        if raw.chunked or b"\ncontent-encoding:" in raw.head.lower():
             # content= would add a Content-Length next to Transfer-Encoding; a stream does not.
-            stream = httpx.ByteStream(raw.body)
+            # Slices: httpx decodes a chunk at a time, so small chunks bound a gzip bomb.
+            stream = Slices(raw.body)
             return httpx.Response(raw.status, headers=headers, stream=stream, request=request)
         return httpx.Response(raw.status, headers=headers, content=raw.body, request=request)
 
@@ -277,6 +281,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             pool_timeout=timeouts.get("pool"),
             connect_timeout=timeouts.get("connect"),
             read_timeout=timeouts.get("read"),
+            max_body=limit_of(request),
         )
 
     def lane(self, prepared: Prepared) -> Lane:
@@ -374,6 +379,8 @@ def _error(failure: Failure, prepared: Prepared) -> httpx.TransportError:
         return httpx.ReadTimeout(message, request=request)
     if failure.kind == "malformed":
         return httpx.RemoteProtocolError(f"malformed response: {failure.detail}", request=request)
+    if failure.kind == "too_large":
+        return too_large(prepared.max_body, request, failure.detail)
     if failure.detail:
         return httpx.ReadError(failure.detail, request=request)
     if failure.received:

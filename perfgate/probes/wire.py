@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "HEAD_LIMIT",
     "Deadlines",
     "Failure",
     "Listener",
@@ -23,8 +26,14 @@ __all__ = [
     "parse_headers",
 ]
 
-_HEAD_LIMIT = 1 << 20  # longest response head (or chunk-size line) we accept
+# The longest response head, chunk-size line or trailer section a Wire accepts (h11 allows
+# 16 KiB by default; big cookies and CSP headers are why this is more). Also the most bytes
+# of interim (1xx) responses before the real one.
+HEAD_LIMIT = 64 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # budgets.yaml's max_response_bytes default
 _HEAD, _LENGTH, _CHUNKED, _EOF = range(4)  # what a Wire is reading
+_HEX = b"0123456789abcdefABCDEF"
+_MAX_DIGITS = 18  # a Content-Length with more digits is over any limit a Wire takes
 
 
 # A NamedTuple rather than a frozen dataclass: it is built and unpacked once per request on the
@@ -44,9 +53,17 @@ class Failure(Exception):
 
     def __init__(self, kind: str, detail: str = "", *, received: bool = False) -> None:
         super().__init__(detail)
-        self.kind = kind  # "timeout", "lost" or "malformed"
+        self.kind = kind  # "timeout", "lost", "malformed" or "too_large"
         self.detail = detail
         self.received = received  # any byte of the response had arrived
+
+
+class _Malformed(ValueError):
+    """A response that breaks HTTP/1.1 framing; ``str()`` says how."""
+
+
+class _TooLarge(Exception):
+    """A body over the Wire's ``limit``; ``str()`` says how it was found."""
 
 
 class Deadlines:
@@ -100,39 +117,51 @@ class Wire(asyncio.Protocol):
 
     ``send`` returns a future for the whole response, ``start`` calls a listener with it
     instead; ``reusable`` says afterwards whether the connection may carry another request.
+    Every wait is bounded: the head, a chunk-size line and the trailers by ``HEAD_LIMIT``,
+    the body by ``limit``, the whole response by the request's deadline.
     """
 
     __slots__ = (
-        "chunks",
+        "body",
+        "broken",
         "deadline",
         "deadlines",
         "head",
         "head_only",
+        "interim",
         "length",
+        "limit",
         "listener",
         "pending",
         "received",
         "reusable",
+        "scan",
         "state",
         "status",
         "transport",
+        "until",
         "want",
     )
 
-    def __init__(self, deadlines: Deadlines) -> None:
+    def __init__(self, deadlines: Deadlines, limit: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self.deadlines = deadlines
         self.deadline = 0.0
+        self.limit = limit  # the largest body accepted, in bytes
         self.listener: Listener | None = None
         self.reusable = False
+        self.broken: Failure | None = None  # why the connection ended while no request was out
         self.head_only = False
         self.pending = bytearray()  # bytes received but not yet enough to make progress on
         self.want = 0  # how many pending bytes the next step needs
+        self.until = b""  # or: the delimiter the next step needs, searched for from ``scan``
+        self.scan = 0
         self.state = _HEAD
         self.received = False
+        self.interim = 0  # bytes of interim (1xx) responses to this request
         self.status = 0
         self.head = b""
         self.length = 0
-        self.chunks: list[bytes] = []
+        self.body = bytearray()  # of a chunked or until-close response
 
     transport: asyncio.Transport  # set before create_connection hands the Wire out
 
@@ -156,10 +185,12 @@ class Wire(asyncio.Protocol):
         self, payload: bytes, head_only: bool, timeout: float | None, listener: Listener
     ) -> None:
         """Send one request; ``listener`` is called with its response or a ``Failure``."""
+        if self.broken is not None:  # closed, or spoke out of turn, before this request
+            asyncio.get_running_loop().call_soon(listener, self.broken)
+            return
         self.listener = listener
-        self.head_only, self.state, self.received = head_only, _HEAD, False
-        if timeout is not None:
-            self.deadline = self.deadlines.watch(timeout)
+        self.head_only, self.state, self.received, self.interim = head_only, _HEAD, False, 0
+        self.deadline = self.deadlines.watch(timeout) if timeout is not None else math.inf
         self.transport.write(payload)
 
     def close(self) -> None:
@@ -169,76 +200,124 @@ class Wire(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.listener is None:  # unsolicited bytes: the framing can no longer be trusted
             self.reusable = False
+            if self.broken is None:
+                self.broken = Failure(
+                    "malformed", "the server sent bytes before the request", received=True
+                )
             self.transport.abort()
             return
         self.received = True
-        if self.pending:
-            self.pending += data
-            if len(self.pending) < self.want:
+        pending = self.pending
+        if pending:
+            pending += data
+            if len(pending) < self.want:
                 return
-            data = bytes(self.pending)
-            self.pending.clear()
+            if self.until:
+                if pending.find(self.until, self.scan) < 0:
+                    self.scan = max(0, len(pending) - len(self.until) + 1)
+                    if len(pending) > HEAD_LIMIT + 4:
+                        self._fail(Failure("malformed", _what_overran(self), received=True))
+                    return
+                self.until = b""
+            data = bytes(pending)
+            pending.clear()
         try:
             self._advance(data)
-        except ValueError as exc:
+        except _Malformed as exc:
+            self._fail(Failure("malformed", str(exc), received=True))
+        except _TooLarge as exc:
+            self._fail(Failure("too_large", str(exc), received=True))
+        except ValueError as exc:  # a case the checks above missed: still the server's fault
             self._fail(Failure("malformed", str(exc), received=True))
 
     def _advance(self, data: bytes) -> None:
+        pos = 0
         if self.state == _HEAD:
             while True:
-                end = data.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(data) > _HEAD_LIMIT:
-                        raise ValueError("response head longer than 1 MiB")
-                    return self._wait(data, len(data) + 1)
-                head, data = data[: end + 2], data[end + 4 :]
+                end = data.find(b"\r\n\r\n", pos)
+                if end < 0 or end - pos > HEAD_LIMIT:
+                    if len(data) - pos > HEAD_LIMIT:
+                        raise _Malformed(_what_overran(self))
+                    return self._wait_for(data, pos, b"\r\n\r\n")
+                head = data[pos : end + 2]
+                pos = end + 4
                 status, framing, length, keep_alive = _parse_head(head)
-                if not (100 <= status < 200 and status != 101):  # skip interim responses
+                if not (100 <= status < 200 and status != 101):
                     break
+                self.interim += len(head)  # skip interim responses, but not without end
+                if self.interim > HEAD_LIMIT:
+                    raise _Malformed(f"more than {HEAD_LIMIT // 1024} KiB of 1xx responses")
             self.status, self.head, self.reusable = status, head, keep_alive
             if self.head_only or status in (204, 304) or status < 200:
                 self.reusable = keep_alive and status >= 200  # after a 101 it is not HTTP
-                return self._finish(b"", data)
-            self.state, self.length = framing, length
-            self.chunks = []
+                return self._finish(b"", len(data) > pos)
+            if framing == _LENGTH:
+                if length > self.limit:
+                    raise _TooLarge(f"Content-Length {length}")
+                self.length = length
+            else:
+                self.body = bytearray()
+            self.state = framing
         if self.state == _LENGTH:
-            if len(data) < self.length:
-                return self._wait(data, self.length)
-            return self._finish(data[: self.length], data[self.length :])
-        if self.state == _CHUNKED:
-            while True:
-                eol = data.find(b"\r\n")
-                if eol < 0:
-                    if len(data) > _HEAD_LIMIT:
-                        raise ValueError("chunk-size line longer than 1 MiB")
-                    return self._wait(data, len(data) + 1)
-                size = int(data[:eol].split(b";", 1)[0].strip(), 16)
-                if size == 0:
-                    end = data.find(b"\r\n\r\n", eol)  # the end of the (usually empty) trailers
-                    if end < 0:
-                        return self._wait(data, len(data) + 1)
-                    return self._finish(b"".join(self.chunks), data[end + 4 :])
-                end = eol + 2 + size
-                if len(data) < end + 2:
-                    return self._wait(data, end + 2)
-                self.chunks.append(data[eol + 2 : end])
-                data = data[end + 2 :]
-        self.chunks.append(data)  # _EOF: the body ends when the connection does
-        return None
+            length = self.length
+            if len(data) - pos < length:
+                return self._wait(data, pos, length)
+            return self._finish(data[pos : pos + length], len(data) > pos + length)
+        body = self.body
+        if self.state == _EOF:  # the body ends when the connection does
+            body += data[pos:] if pos else data
+            if len(body) > self.limit:
+                raise _TooLarge("")
+            return None
+        limit = self.limit
+        while True:  # _CHUNKED
+            eol = data.find(b"\r\n", pos)
+            if eol < 0:
+                if len(data) - pos > HEAD_LIMIT:
+                    raise _Malformed(_what_overran(self))
+                return self._wait_for(data, pos, b"\r\n")
+            size = _chunk_size(data[pos:eol])
+            if size == 0:
+                end = data.find(b"\r\n\r\n", eol)  # the end of the (usually empty) trailers
+                if end < 0:
+                    if len(data) - eol > HEAD_LIMIT:
+                        self.until = b"\r\n\r\n"
+                        raise _Malformed(_what_overran(self))
+                    return self._wait_for(data, pos, b"\r\n\r\n")
+                return self._finish(bytes(body), len(data) > end + 4)
+            if size > limit - len(body):
+                raise _TooLarge("")
+            start = eol + 2
+            end = start + size
+            if len(data) < end + 2:
+                return self._wait(data, pos, end + 2 - pos)
+            if data[end : end + 2] != b"\r\n":
+                raise _Malformed("chunk data not followed by CRLF")
+            body += data[start:end]
+            pos = end + 2
 
-    def _wait(self, data: bytes, want: int) -> None:
-        self.pending += data
-        self.want = want
+    def _wait(self, data: bytes, pos: int, want: int) -> None:
+        """Keep ``data[pos:]``; go on once ``want`` bytes are pending."""
+        self.pending += data[pos:] if pos else data
+        self.want, self.until = want, b""
 
-    def _finish(self, body: bytes, rest: bytes) -> None:
+    def _wait_for(self, data: bytes, pos: int, until: bytes) -> None:
+        """Keep ``data[pos:]``; go on once ``until`` is among the pending bytes."""
+        self.pending += data[pos:] if pos else data
+        self.want, self.until = 0, until
+        self.scan = max(0, len(self.pending) - len(until) + 1)
+
+    def _finish(self, body: bytes, extra: bool) -> None:
         listener, self.listener = self.listener, None
-        if rest:  # bytes past the response we asked for: the framing can no longer be trusted
+        if extra:  # bytes past the response we asked for: the framing can no longer be trusted
             self.reusable = False
         if listener is not None:
             listener(RawResponse(self.status, self.head, body, self.state == _CHUNKED))
 
     def _fail(self, failure: Failure) -> None:
         self.reusable = False
+        self.pending.clear()
+        self.body = bytearray()
         listener, self.listener = self.listener, None
         if listener is not None:
             listener(failure)
@@ -247,15 +326,32 @@ class Wire(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.reusable = False
         self.deadlines.wires.discard(self)
+        detail = f"{type(exc).__name__}: {exc}" if exc is not None else ""
         if self.listener is None:
+            if self.broken is None:
+                self.broken = Failure("lost", detail)
             return
         if self.state == _EOF:
-            self.chunks.append(bytes(self.pending))
-            self.pending.clear()
-            return self._finish(b"".join(self.chunks), b"")
+            return self._finish(bytes(self.body), False)
         received = self.received or bool(self.pending)
-        detail = f"{type(exc).__name__}: {exc}" if exc is not None else ""
         return self._fail(Failure("lost", detail, received=received))
+
+
+def _what_overran(wire: Wire) -> str:
+    """What a Wire waited too long for the end of: a head, a chunk-size line or trailers."""
+    if wire.state == _HEAD:
+        what = "response head"
+    else:
+        what = "trailers" if wire.until == b"\r\n\r\n" else "chunk-size line"
+    return f"{what} longer than {HEAD_LIMIT // 1024} KiB"
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size on a chunk-size line (hex digits, then maybe whitespace and ``;extensions``)."""
+    digits = line if line.isalnum() else line.split(b";", 1)[0].rstrip(b" \t")
+    if not digits or digits.strip(_HEX):
+        raise _Malformed(f"malformed chunk size {line[:40]!r}")
+    return int(digits, 16)
 
 
 def _settle(waiter: asyncio.Future[RawResponse], outcome: RawResponse | Failure) -> None:
@@ -290,20 +386,37 @@ def header_value(head: bytes, lowered: bytes, name: bytes) -> str | None:
 
 def _parse_head(head: bytes) -> tuple[int, int, int, bool]:
     """Status, body framing (_LENGTH, _CHUNKED or _EOF), length and keep-alive of a head."""
-    if not head.startswith(b"HTTP/1.") or head[8:9] != b" ":
-        raise ValueError(f"not an HTTP/1.x status line: {head[:80]!r}")
+    if (
+        not head.startswith(b"HTTP/1.")
+        or head[8:9] != b" "
+        or not head[9:12].isdigit()
+        or head[12:13] not in (b" ", b"\r")
+        or head[9:10] == b"0"
+    ):
+        line = head[: head.find(b"\r")]
+        raise _Malformed(f"malformed status line {line[:40]!r}")
     status = int(head[9:12])
     lowered = head.lower()
-    framing, length = _EOF, 0
-    encoding = None
+    framing, length, trusted = _EOF, 0, True
     if b"\ntransfer-encoding:" in lowered:
-        encoding = header_value(head, lowered, b"transfer-encoding")
-    if encoding is not None and encoding.lower().endswith("chunked"):
+        encoding = header_value(head, lowered, b"transfer-encoding") or ""
+        if encoding.lower() != "chunked":  # as h11: no other transfer coding is decoded
+            raise _Malformed(f"unsupported Transfer-Encoding {encoding[:40]!r}")
         framing = _CHUNKED
+        # With a Content-Length too, chunked wins (RFC 9112 6.3, as in h11), but it may be an
+        # attempt at response splitting: the connection is not trusted with another request.
+        trusted = b"\ncontent-length:" not in lowered
     else:
         at = lowered.find(b"\ncontent-length:")
-        if at >= 0:  # int() takes bytes and ignores the spaces around the digits
-            framing, length = _LENGTH, int(head[at + 16 : head.index(b"\r", at)].split(b",")[0])
+        if at >= 0:
+            end = head.index(b"\r", at)
+            value = head[at + 16 : end].strip()
+            if not value.isdigit() or lowered.find(b"\ncontent-length:", end) >= 0:
+                value = _content_length(header_value(head, lowered, b"content-length") or "")
+            if len(value) > _MAX_DIGITS:
+                value = value.lstrip(b"0") or b"0"
+            framing = _LENGTH
+            length = int(value) if len(value) <= _MAX_DIGITS else 1 << 63
     keep_alive = head[7:8] != b"0"
     if b"\nconnection:" in lowered:
         connection = header_value(head, lowered, b"connection") or ""
@@ -312,7 +425,18 @@ def _parse_head(head: bytes) -> tuple[int, int, int, bool]:
             keep_alive = False
         elif "keep-alive" in tokens:
             keep_alive = True
-    return status, framing, length, keep_alive
+    return status, framing, length, keep_alive and trusted
+
+
+def _content_length(values: str) -> bytes:
+    """The one length that repeated Content-Length headers (or a list in one) agree on."""
+    found = {v.strip() for v in values.split(",")}
+    for value in found:
+        if not (value.isascii() and value.isdigit()):
+            raise _Malformed(f"malformed Content-Length {values[:40]!r}")
+    if len({v.lstrip("0") for v in found}) > 1:
+        raise _Malformed(f"conflicting Content-Length values {values[:40]!r}")
+    return found.pop().lstrip("0").encode() or b"0"
 
 
 def parse_headers(head: bytes) -> list[tuple[bytes, bytes]]:

@@ -16,6 +16,7 @@ import httpx
 
 from perfgate.budgets.model import Login
 from perfgate.exceptions import TargetError
+from perfgate.probes.limits import DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES, read_bounded
 from perfgate.probes.requests import RequestSpec, RequestValues
 
 __all__ = ["LoginAnswer", "log_in"]
@@ -73,8 +74,13 @@ async def log_in(
     login: Login,
     headers: Mapping[str, str],
     values: RequestValues,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> LoginAnswer:
-    """Send the login request; TargetError with what the server said when it is refused."""
+    """Send the login request; TargetError with what the server said when it is refused.
+
+    Bounded as an endpoint's requests are: by the client's timeout, and its answer by
+    ``max_response_bytes``.
+    """
     spec = RequestSpec(
         method=login.method,
         path=login.path,
@@ -83,22 +89,29 @@ async def log_in(
         body=login.body.encode() if login.body is not None else None,
     ).filled(*values.next())
     described = f"{login.method} {login.path}"
+    request = client.build_request(
+        spec.method,
+        spec.path,
+        headers=list(spec.headers),
+        json=spec.json,
+        content=spec.body,
+        extensions={MAX_RESPONSE_BYTES: max_response_bytes},
+    )
     try:
-        response = await client.request(
-            spec.method, spec.path, headers=list(spec.headers), json=spec.json, content=spec.body
-        )
+        response = await client.send(request, stream=True)
+        _, content = await read_bounded(response, max_response_bytes)
     except (httpx.HTTPError, OSError) as exc:
         raise TargetError(f"target.login: {described} failed: {type(exc).__name__}: {exc}") from exc
     accepted = 200 <= response.status_code < 300 or response.status_code in (
         login.expect_status or ()
     )
     if not accepted:
-        text = " ".join(response.text[:_SHOWN].split())
+        text = " ".join(content[: _SHOWN * 4].decode("utf-8", "replace")[:_SHOWN].split())
         raise TargetError(
             f"target.login: {described} answered HTTP {response.status_code}: {text or '(empty)'}"
         )
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
         body = None
     return LoginAnswer(

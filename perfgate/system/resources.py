@@ -175,7 +175,8 @@ class System:
             app = load_app(target.value, self.config.root)
             self._lifespan = contextlib.AsyncExitStack()
             # The yielded app carries the lifespan's startup state into every request.
-            self._app = self.loop.run(self._lifespan.enter_async_context(asgi_lifespan(app)))
+            lifespan = asgi_lifespan(app, timeout_s=target.ready_timeout_s)
+            self._app = self.loop.run(self._lifespan.enter_async_context(lifespan))
             self._base_url = APP_BASE_URL
         else:
             self._base_url = target.value.rstrip("/")
@@ -201,7 +202,8 @@ class System:
         # Headers that do not depend on the login itself go with it (an API key, say).
         headers = {k: v for k, v in self.config.target.headers.items() if "{login." not in v}
         async with self.client(10.0, 1) as client:
-            return await log_in(client, login, headers, self.values)
+            limit = self.config.defaults.max_response_bytes
+            return await log_in(client, login, headers, self.values, limit)
 
     def request_for(self, endpoint: Endpoint) -> RequestSpec:
         """What to send: the target's and the endpoint's headers, login values filled in."""

@@ -227,7 +227,8 @@ async def asgi_lifespan(app: ASGIApp, *, timeout_s: float = 30.0) -> AsyncIterat
 
     The yielded app hands each request a copy of the lifespan state, as servers do. An app
     that does not speak lifespan (it raises or returns before taking the startup message) is
-    used as is; one that fails startup raises TargetError.
+    used as is; one that fails startup, or does not complete startup or shutdown within
+    ``timeout_s`` (``target.ready_timeout``), raises TargetError.
 
     Not the ``asgi-lifespan`` package: its ``LifespanManager`` (2.1) gives every request the
     same state dict, so concurrent requests of a load test would see each other's
@@ -273,7 +274,9 @@ async def asgi_lifespan(app: ASGIApp, *, timeout_s: float = 30.0) -> AsyncIterat
             raise TargetError(f"ASGI app {event} failed: {message.get('message', '')}".rstrip())
         reply.cancel()
         if not done:
-            raise TargetError(f"ASGI app did not complete {event} within {timeout_s:g}s")
+            raise TargetError(
+                f"ASGI app did not complete {event} within {timeout_s:g}s (target.ready_timeout)"
+            )
         error = task.exception()
         if error is None or (event == "startup" and received == 0):
             return False  # no lifespan support: it returned, or raised before reading the event
@@ -307,11 +310,16 @@ async def asgi_lifespan(app: ASGIApp, *, timeout_s: float = 30.0) -> AsyncIterat
             await _cancel(task)
 
 
+_CANCEL_GRACE_S = 1.0  # how long a cancelled lifespan task gets to end
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel the lifespan task; one that ignores cancellation is not waited for past a grace."""
     if not task.done():
         task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
+        await asyncio.wait({task}, timeout=_CANCEL_GRACE_S)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved, so that asyncio does not log it
 
 
 def load_app(spec: str, cwd: Path) -> ASGIApp:
