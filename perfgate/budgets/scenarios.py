@@ -20,6 +20,7 @@ from perfgate.budgets.model import (
 )
 from perfgate.budgets.namedsql import NamedSqlError, named_parameters, read_named_query
 from perfgate.budgets.placeholders import PER_REQUEST, REQUEST
+from perfgate.budgets.setupsql import setup_sql_problem
 from perfgate.budgets.yamlsource import InvalidConfig, Path_, Source, describe, environ
 from perfgate.exceptions import ConfigError
 
@@ -193,6 +194,24 @@ def _query_sql(src: Source, raw: dict[str, Any], path: Path_) -> str | None:
     return sql
 
 
+def _setup_sql(src: Source, value: Any, path: Path_) -> tuple[str, ...]:
+    """setup_sql: statements as written (SQL is not interpolated) that keep the transaction."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        src.error(path, f"expected a list of SQL statements, got {describe(value)}")
+        return ()
+    out = []
+    for i, item in enumerate(value):
+        sql = src.string(item, (*path, i), interpolate_env=False)
+        problem = None if sql is None else setup_sql_problem(sql)
+        if problem:
+            src.error((*path, i), problem)
+        elif sql is not None:
+            out.append(sql)
+    return tuple(out)
+
+
 def _query_params(
     src: Source, sql: str, value: Any, path: Path_
 ) -> tuple[str, tuple[Any, ...]] | None:
@@ -261,7 +280,7 @@ def read_query(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> 
         sql=sql,
         params=params,
         runs=runs or d.runs,
-        setup_sql=src.string_list(raw["setup_sql"], (*path, "setup_sql"))
+        setup_sql=_setup_sql(src, raw["setup_sql"], (*path, "setup_sql"))
         if "setup_sql" in raw
         else (),
         require_index=flags.get("require_index", False),
