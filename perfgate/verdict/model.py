@@ -68,8 +68,11 @@ class Verdict:
         head = f"perfgate: {self.kind} {self.name!r} ({self.description})"
         if self.error:
             return f"{head} could not be measured: {self.error}"
-        over = self.failed_checks or self.failures
-        lines = [f"{head} {'is over budget' if over else 'regressed against the baseline'}:"]
+        if self.failed_checks:
+            verdict = "is over budget"
+        else:  # plan assertions, every request failing, or only a regression
+            verdict = "failed" if self.failures else "regressed against the baseline"
+        lines = [f"{head} {verdict}:"]
         lines += [f"  - {c.explain()}" for c in self.failed_checks]
         lines += [f"  - {reason}" for reason in self.failures]
         summary = getattr(self.details, "error_summary", ())
