@@ -103,7 +103,20 @@ class Verdict:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Verdict:
-        """Inverse of to_json; also reads schema 1 results (their untyped "details")."""
+        """Inverse of to_json; also reads schema 1 results (their untyped "details").
+
+        KeyError names a missing key; anything else malformed is a ValueError, never an
+        IndexError or OverflowError from deep inside (``perfgate.schemas`` says exactly where).
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a result object, got {type(data).__name__}")
+        try:
+            return cls._from_json(data)
+        except (IndexError, TypeError, AttributeError, OverflowError) as exc:
+            raise ValueError(str(exc)) from None
+
+    @classmethod
+    def _from_json(cls, data: Mapping[str, Any]) -> Verdict:
         kind = Kind.read(data["kind"], "kind")
         raw = data.get("details")
         details = raw if isinstance(raw, Mapping) else {}
@@ -226,8 +239,11 @@ class GateReport:
                 f"{' or '.join(map(str, READABLE_SCHEMAS))})"
             )
         baseline = data.get("baseline")
+        items = data.get("results") or []
+        if not isinstance(items, list):
+            raise ValueError("not a perfgate results file: results is not a list")
         results = []
-        for i, item in enumerate(data.get("results") or ()):
+        for i, item in enumerate(items):
             try:
                 results.append(Verdict.from_json(item))
             except KeyError as exc:
@@ -236,14 +252,21 @@ class GateReport:
                 ) from None
             except (TypeError, ValueError, AttributeError) as exc:
                 raise ValueError(f"not a perfgate results file: results[{i}]: {exc}") from None
+        environment = data.get("environment") or {}
+        if not isinstance(environment, Mapping):
+            raise ValueError("not a perfgate results file: environment is not an object")
+        try:
+            info = BaselineInfo.from_json(baseline) if isinstance(baseline, Mapping) else None
+        except TypeError as exc:
+            raise ValueError(f"not a perfgate results file: baseline: {exc}") from None
         return cls(
             results=tuple(results),
-            environment=dict(data.get("environment") or {}),
+            environment=dict(environment),
             created_at=str(data.get("created_at", "")),
             perfgate_version=str(data.get("perfgate_version", "")),
             budgets_file=_text(data.get("budgets_file")),
             warn_only=data.get("warn_only") is True,
-            baseline=BaselineInfo.from_json(baseline) if isinstance(baseline, Mapping) else None,
+            baseline=info,
         )
 
 
