@@ -486,3 +486,42 @@ def test_an_endpoint_whose_every_request_failed_fails(project: pytest.Pytester) 
             '*errors seen: HTTP 503 ×20: {"error": "down"}',
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("flag", "says"),
+    [
+        ("--perfgate-json=out", "--perfgate-json=out: is a directory; give a file path, e.g. "
+         "out/results.json"),
+        ("--perfgate-report=out", "--perfgate-report=out: is a directory*out/report.md"),
+        ("--perfgate-json=budgets.yaml/r.json", "--perfgate-json=budgets.yaml/r.json: "
+         "*/budgets.yaml is a file, not a directory"),
+        ("--perfgate-json=", "--perfgate-json: expected a file path, got nothing"),
+        ("--perfgate-store=bogus", "--perfgate-store=bogus: expected git (the perfgate-baselines "
+         "branch), git:REF or dir:PATH"),
+        ("--perfgate-store=dir:", "--perfgate-store=dir:: expected dir:PATH with a directory"),
+        ("--perfgate-store=dir:budgets.yaml", "*: budgets.yaml is a file, not a directory"),
+        ("--perfgate-store=git:", "--perfgate-store=git:: expected git:REF with a ref name*"),
+        ("--perfgate-store=", "--perfgate-store: expected a value, got nothing"),
+        ("--perfgate-budgets=", "--perfgate-budgets: expected a value, got nothing"),
+    ],
+)  # fmt: skip
+def test_a_flag_that_cannot_work_is_a_usage_error_before_the_run(
+    project: pytest.Pytester, flag: str, says: str
+) -> None:
+    """Each was found only after every item had run: a warning, and the report lost."""
+    project.makefile(".yaml", budgets=APP + "endpoints: {fast: GET /fast}\n")
+    (project.path / "out").mkdir()
+    result = project.runpytest("--perfgate", "budgets.yaml", flag)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: perfgate: {says}"])
+
+
+def test_the_store_in_the_ini_file_is_named_as_such(project: pytest.Pytester) -> None:
+    project.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nperfgate_store = s3\n"
+    )
+    project.makefile(".yaml", budgets=APP + "endpoints: {fast: GET /fast}\n")
+    assert project.runpytest().ret == pytest.ExitCode.NO_TESTS_COLLECTED  # not without --perfgate
+    result = project.runpytest("--perfgate")
+    result.stderr.fnmatch_lines(["ERROR: perfgate: perfgate_store=s3: expected git*"])
