@@ -67,6 +67,13 @@ def request_path_problem(path: str) -> str | None:
             f"expected a path without spaces or control characters (write a space as %20), "
             f"got {path!a}"
         )
+    if path.startswith("//"):
+        return f"expected a path on the target, got {path[:60]!r} (a URL would take // for a host)"
+    try:
+        httpx.URL(path)
+    except httpx.InvalidURL as exc:  # e.g. longer than httpx sends
+        why = _without_values(str(exc))
+        return f"expected a path httpx can send ({why}), got {len(path):,} characters"
     return None
 
 

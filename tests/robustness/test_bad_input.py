@@ -86,6 +86,18 @@ CASES = [
         "characters (write a space as %20), got '/fast HTTP/1.1'",
     ),
     (
+        "request-host-in-path",
+        URL + "endpoints:\n  a: GET //evil.example/x\n",
+        "budgets.yaml:4: endpoints.a.request: expected a path on the target, got "
+        "'//evil.example/x' (a URL would take // for a host)",
+    ),
+    (
+        "request-too-long",
+        URL + "endpoints:\n  a: GET /" + "x" * 70_000 + "\n",
+        "budgets.yaml:4: endpoints.a.request: expected a path httpx can send (URL too long), got "
+        "70,001 characters",
+    ),
+    (
         "ready-space",
         "version: 1\ntarget: {base_url: 'http://127.0.0.1:9', ready: /health z}\n",
         "budgets.yaml:2: target.ready: expected a path without spaces*",
@@ -267,6 +279,11 @@ CASES = [
         "name-boolean",
         URL + "endpoints:\n  yes: GET /\n",
         "budgets.yaml:4: endpoints.True: a name must be text, got a boolean (true): quote it",
+    ),
+    (
+        "name-bidi-override",
+        URL + 'endpoints:\n  "\u202egnp.exe": GET /\n',
+        "budgets.yaml:4: endpoints.'\\u202egnp.exe': a name must be 1 to 200 visible characters*",
     ),
     (
         "name-control-character",
