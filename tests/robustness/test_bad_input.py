@@ -542,3 +542,32 @@ def test_the_store_in_the_ini_file_is_named_as_such(project: pytest.Pytester) ->
     assert project.runpytest().ret == pytest.ExitCode.NO_TESTS_COLLECTED  # not without --perfgate
     result = project.runpytest("--perfgate")
     result.stderr.fnmatch_lines(["ERROR: perfgate: perfgate_store=s3: expected git*"])
+
+
+def test_a_parameter_postgresql_refuses_is_the_items_error(
+    project: pytest.Pytester, pg_server_dsn: str
+) -> None:
+    """Only PostgreSQL knows a parameter's type, so this one is found when the query runs."""
+    project.makefile(
+        ".yaml",
+        budgets=f"""
+        version: 1
+        database: {{dsn: "{pg_server_dsn}"}}
+        defaults: {{runs: 2}}
+        queries:
+          mapping-for-int: {{sql: "SELECT $1::int", params: [{{a: 1}}]}}
+          not-a-date: {{sql: "SELECT $1::date", params: [someday], generic_plan: true}}
+          fine: {{sql: "SELECT $1::date", params: [2026-06-13]}}
+        """,
+    )
+    result = project.runpytest("--perfgate")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*query 'mapping-for-int' (SELECT $1::int) could not be measured: invalid input for "
+            "query argument $1: {'a': 1}*",
+            "*query 'not-a-date' (SELECT $1::date) could not be measured: EXECUTE: invalid input "
+            'syntax for type date: "someday"*',
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
