@@ -115,6 +115,9 @@ def dsn_problem(dsn: str) -> str | None:
         return f"expected {example}"
     if any(c.isspace() or not c.isprintable() for c in dsn):
         return f"expected {example}, without spaces or control characters"
+    if any(c in "'\"\\" for c in dsn):
+        # {dsn} is filled into command lines, which are split like a shell's.
+        return f"expected {example} with quotes and backslashes percent-encoded (%27, %22, %5C)"
     try:
         parts = urlsplit(dsn)
         port = parts.port

@@ -132,6 +132,12 @@ CASES = [
         "budgets.yaml:2: database.dsn: expected * a port from 1 to 65535",
     ),
     (
+        "dsn-quote",
+        'version: 1\ndatabase: {dsn: "postgresql://u:it\'s@127.0.0.1/db"}\n',
+        "budgets.yaml:2: database.dsn: expected a URL like postgresql://user@host:5432/postgres "
+        "with quotes and backslashes percent-encoded (%27, %22, %5C)",
+    ),
+    (
         "dsn-sslmode",
         "version: 1\ndatabase: {dsn: 'postgresql://u@127.0.0.1/db?sslmode=always'}\n",
         "budgets.yaml:2: database.dsn: expected ?sslmode= one of disable, allow, prefer, require, "
