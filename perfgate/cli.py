@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from perfgate import __version__
+from perfgate import __version__, schemas
 from perfgate.budgets import load_config
 from perfgate.ci.annotate import render_annotations
 from perfgate.ci.github import (
@@ -37,12 +38,13 @@ from perfgate.ci.notify import (
     skip_reason,
 )
 from perfgate.exceptions import ConfigError, PerfgateError
-from perfgate.report import append_step_summary, read_json, render_markdown
+from perfgate.report import append_step_summary, render_markdown
 from perfgate.system import ledger
 from perfgate.verdict.model import GateReport, without_nan
 
 MAX_RESULTS_BYTES = 128 * 1024 * 1024  # a results file from a PR artifact is untrusted input
 FORMATS = ("markdown", "github", "json")
+MAX_WAIT_S = 3600.0  # the longest --max-wait for a rate limit
 
 
 def _check_budgets(args: argparse.Namespace) -> int:
@@ -61,18 +63,49 @@ def _check_budgets(args: argparse.Namespace) -> int:
     return status
 
 
+class ResultsFileError(PerfgateError):
+    """The results file named on the command line is missing, unreadable or not valid.
+
+    ``readable`` tells a file that is there but wrong (exit 2) from one that is not there.
+    """
+
+    def __init__(self, message: str, *, readable: bool = True) -> None:
+        super().__init__(message)
+        self.readable = readable
+
+
 def load_report(path: Path) -> GateReport:
-    """Read a results file, refusing one too large to be perfgate's."""
+    """Read a results file (or a baseline record), checked against its JSON Schema first.
+
+    The file may be an untrusted pull request's artifact: what the schema refuses never reaches
+    a renderer, and the message escapes whatever it quotes from the file.
+    """
     try:
         size = path.stat().st_size
-    except OSError:
-        size = 0  # read_json says why it cannot be read
-    if size > MAX_RESULTS_BYTES:
-        raise PerfgateError(
-            f"{path}: {size:,} bytes is too large for a perfgate results file "
-            f"(limit {MAX_RESULTS_BYTES:,})"
-        )
-    return read_json(path)
+        if size > MAX_RESULTS_BYTES:
+            raise ResultsFileError(
+                f"{path}: {size:,} bytes is too large for a perfgate results file "
+                f"(limit {MAX_RESULTS_BYTES:,})"
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ResultsFileError(
+            f"{path}: cannot read the perfgate results file: {exc.strerror or exc}",
+            readable=False,
+        ) from None
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ResultsFileError(f"{path}: not UTF-8 text (byte {exc.start:,})") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ResultsFileError(f"{path}: not a perfgate results file: nested too deeply") from None
+    try:
+        schemas.check(data)
+        return GateReport.from_json(data)
+    except (schemas.SchemaError, ValueError, KeyError) as exc:
+        raise ResultsFileError(f"{path}: {exc}") from None
 
 
 def normalised_json(report: GateReport) -> str:
@@ -92,7 +125,10 @@ def _report(args: argparse.Namespace) -> int:
         if append_step_summary(markdown, os.environ) is None:
             text += markdown
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise PerfgateError(f"-o {args.output}: cannot write: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
     return 0
@@ -143,7 +179,10 @@ def _notify(args: argparse.Namespace) -> int:
     env: Mapping[str, str] = os.environ
     try:
         report = load_report(Path(args.results))
-    except PerfgateError as e:  # e.g. the gate crashed before writing it: still never block
+    except ResultsFileError as e:
+        if e.readable:
+            raise  # there but not a results file: an error, as for every command
+        # e.g. the gate crashed before writing it: still never block
         print(f"perfgate notify: warning: nothing sent: {e}", file=sys.stderr)
         return 1 if args.strict else 0
     webhook = args.slack_webhook or env.get("PERFGATE_SLACK_WEBHOOK", "")
@@ -279,13 +318,24 @@ def _add_comment(sub: Any) -> None:
     p.add_argument("--api-url", metavar="URL", help="default: $GITHUB_API_URL or api.github.com")
     p.add_argument(
         "--max-wait",
-        type=float,
+        type=_seconds,
         default=60.0,
         metavar="SECONDS",
         help="longest wait for a rate limit to reset before giving up (default: 60)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the comment body; post nothing")
     p.set_defaults(func=_comment)
+
+
+def _seconds(text: str) -> float:
+    """A wait in seconds: 0 to an hour (NaN or inf would wait out any rate limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_WAIT_S:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to {MAX_WAIT_S:g}, got {text!r}")
+    return value
 
 
 def _add_notify(sub: Any) -> None:
@@ -338,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(func(args))
+    except ResultsFileError as exc:
+        print(f"perfgate {args.command}: {exc}", file=sys.stderr)
+        return 2
     except PerfgateError as exc:
         print(f"perfgate {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -137,5 +137,5 @@ def test_error_responses_are_summarised_with_what_the_server_said(
         """,
     )
     result = pytester.runpytest("--perfgate", "--perfgate-json=out.json")
-    result.assert_outcomes(passed=1)  # no error_rate budget: reported, not failed
+    result.assert_outcomes(failed=1)  # every request failed: fails even without an error_rate
     result.stdout.fnmatch_lines(['ERRORS     broken: HTTP 503 ×20: {"error": "down"}'])

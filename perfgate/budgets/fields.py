@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from perfgate.budgets.checks import (
+    env_name_problem,
+    header_name_problem,
+    header_value_problem,
+    nul_problem,
+)
 from perfgate.budgets.model import REGRESSION_METRICS, RegressionPolicy
-from perfgate.budgets.units import parse_duration_ms, parse_ratio, parse_size_bytes
+from perfgate.budgets.units import format_ms, parse_duration_ms, parse_ratio, parse_size_bytes
 from perfgate.budgets.yamlsource import Path_, Source, describe
 
 REGRESSION_KEYS = ("metric", "threshold", "confidence", "max_rounds", "fail_on_inconclusive")
+
+# Upper bounds: what a CI gate can use, well short of what would hang or overflow a run.
+MAX_DURATION_MS = 24 * 3_600_000.0  # every timeout (PostgreSQL's own limit is 24.8 days)
+MAX_COUNTS = {
+    "requests": 1_000_000,
+    "warmup": 1_000_000,
+    "concurrency": 1_000,  # one connection each
+    "runs": 10_000,
+    "max_rounds": 10,
+    "seq_scan_min_pages": 2**31 - 1,  # PostgreSQL counts pages in a 32-bit integer
+}
 
 
 # What a regression policy may compare, per place it is written: an endpoint compares a latency
@@ -47,7 +65,7 @@ def read_regression(
     if "confidence" in raw:
         confidence = read_confidence(src, raw["confidence"], (*path, "confidence"), confidence)
     if "max_rounds" in raw:
-        max_rounds = src.integer(raw["max_rounds"], (*path, "max_rounds"), minimum=1) or max_rounds
+        max_rounds = read_count(src, raw["max_rounds"], (*path, "max_rounds"), 1) or max_rounds
     if "fail_on_inconclusive" in raw:
         b = src.boolean(raw["fail_on_inconclusive"], (*path, "fail_on_inconclusive"))
         fail_inconclusive = fail_inconclusive if b is None else b
@@ -66,14 +84,32 @@ def read_confidence(src: Source, value: Any, path: Path_, fallback: float) -> fl
     return c
 
 
+def read_count(src: Source, value: Any, path: Path_, minimum: int) -> int | None:
+    """A whole number from ``minimum`` to the bound ``MAX_COUNTS`` sets for its key."""
+    count = src.integer(value, path, minimum=minimum)
+    maximum = MAX_COUNTS[str(path[-1])]
+    if count is not None and count > maximum:
+        src.error(path, f"expected a whole number from {minimum} to {maximum:,}, got {count:,}")
+        return None
+    return count
+
+
 def read_positive_ms(
     src: Source, raw: Mapping[str, Any], key: str, path: Path_, fallback: float
 ) -> float:
+    """A timeout: a duration above 0 and at most ``MAX_DURATION_MS``."""
     if key not in raw:
         return fallback
     ms = src.convert(raw[key], (*path, key), parse_duration_ms)
     if ms is not None and ms <= 0:
         src.error((*path, key), f"expected a positive duration, got {raw[key]!r}")
+        return fallback
+    if ms is not None and ms > MAX_DURATION_MS:
+        src.error(
+            (*path, key),
+            f"expected a duration of at most 24 hours ({format_ms(MAX_DURATION_MS)}), "
+            f"got {raw[key]!r}",
+        )
         return fallback
     return fallback if ms is None else ms
 
@@ -89,6 +125,26 @@ def read_positive_size(
         src.error((*path, key), f"expected a positive size like '10MB', got {raw[key]!r}")
         return fallback
     return fallback if size is None else size
+
+
+def read_headers(src: Source, value: Any, path: Path_, allowed: Iterable[str]) -> dict[str, str]:
+    """Header names and values (placeholders as ``template``) that HTTP/1.1 can carry."""
+    headers = src.template_map(value, path, allowed)
+    for name, text in headers.items():
+        problem = header_name_problem(name) or header_value_problem(text)
+        if problem:
+            src.error((*path, name), problem)
+    return headers
+
+
+def read_env(src: Source, value: Any, path: Path_, allowed: Iterable[str]) -> dict[str, str]:
+    """Environment variables for a program: names without '=', values without NUL."""
+    env = src.template_map(value, path, allowed)
+    for name, text in env.items():
+        problem = env_name_problem(name) or nul_problem(text)
+        if problem:
+            src.error((*path, name), problem)
+    return env
 
 
 def read_limit(src: Source, kind: str, value: Any, path: Path_) -> float | None:
@@ -107,6 +163,13 @@ def read_limit(src: Source, kind: str, value: Any, path: Path_) -> float | None:
     else:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             src.error(path, f"expected a number, got {describe(value)}")
+            return None
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int beyond any float
+            finite = False
+        if not finite:
+            src.error(path, f"expected a finite number, got {value!r}")
             return None
         parsed = float(value)
     if parsed is not None and parsed < 0:

@@ -8,12 +8,25 @@ ConfigError, so a user fixes the whole file in one pass.
 from __future__ import annotations
 
 import dataclasses
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from perfgate.budgets.checks import (
+    app_problem,
+    base_url_problem,
+    dsn_problem,
+    nul_problem,
+    request_path_problem,
+    sql_file_problem,
+)
 from perfgate.budgets.fields import (
     read_confidence,
+    read_count,
+    read_env,
+    read_headers,
     read_positive_ms,
     read_positive_size,
     read_regression,
@@ -25,6 +38,8 @@ from perfgate.budgets.model import (
     Config,
     Database,
     Defaults,
+    Endpoint,
+    Query,
     SetupCommand,
     SetupStep,
     SqlFile,
@@ -45,6 +60,8 @@ from perfgate.system.launch import split_command
 TOP_KEYS = ("version", "target", "database", "defaults", "endpoints", "queries")
 TARGET_KEYS = ("command", "app", "base_url", "ready", "ready_timeout", "env", "headers", "login")
 DATABASE_KEYS = ("dsn", "setup", "isolate")
+MAX_NAME = 200  # characters in an item name
+_NAME = re.compile(rf"[^\s/]{{1,{MAX_NAME}}}")
 DSN_VARIABLE = "PERFGATE_DSN"  # the server database.dsn defaults to
 SETUP_COMMAND_KEYS = ("run", "env", "cwd", "timeout")
 DEFAULT_KEYS = (
@@ -90,7 +107,8 @@ def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
     # Top-level keys starting with x- are the user's own, e.g. for YAML anchors.
     raw = {k: v for k, v in raw.items() if not str(k).startswith("x-")}
     top = src.mapping(raw, (), TOP_KEYS, required=("version",))
-    if "version" in top and top["version"] != SCHEMA_VERSION:
+    version = top.get("version")
+    if "version" in top and (type(version) is not int or version != SCHEMA_VERSION):
         src.error(
             ("version",), f"expected 1 (the schema this perfgate reads), got {top['version']!r}"
         )
@@ -106,12 +124,7 @@ def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
     queries = _named(
         src, top.get("queries"), "queries", lambda n, v, p: read_query(src, n, v, p, defaults)
     )
-    endpoint_names = {e.name for e in endpoints}
-    for q in queries:
-        if q.name in endpoint_names:
-            src.error(
-                ("queries", q.name), "an endpoint has the same name; item names must be unique"
-            )
+    _unique_names(src, endpoints, queries)
     if endpoints and target.kind == "none":
         src.error(("target",), "endpoints need a target: set one of command, app or base_url")
     if src.errors:
@@ -136,10 +149,18 @@ def _named(
         src.error((section,), f"expected a mapping of names to definitions, got {describe(value)}")
         return []
     out = []
-    for name, item in value.items():
-        name = str(name)
-        if not name or any(c.isspace() for c in name) or "::" in name or "/" in name:
-            src.error((section, name), "a name must be non-empty, without spaces, '/' or '::'")
+    for key, item in value.items():
+        name = str(key)
+        if key is None or isinstance(key, bool):
+            # YAML reads a bare yes, no, on, off, true, false or null as no text at all.
+            src.error((section, name), f"a name must be text, got {describe(key)}: quote it")
+            continue
+        if not _NAME.fullmatch(name) or not name.isprintable() or "::" in name:
+            src.error(
+                (section, name),
+                f"a name must be 1 to {MAX_NAME} visible characters, without spaces, '/' or "
+                f"'::', got {name!r}",
+            )
             continue
         built = build(name, item, (section, name))
         if built is not None:
@@ -147,14 +168,38 @@ def _named(
     return out
 
 
+def _unique_names(src: Source, endpoints: list[Endpoint], queries: list[Query]) -> None:
+    """Item names are unique across endpoints and queries, also as Unicode normalises them.
+
+    'é' typed as one character or as 'e' and a combining accent looks the same in every report
+    and means the same to a reader, so two items so named would be told apart by nothing.
+    """
+    seen: dict[str, tuple[str, str]] = {}
+    items = [("endpoints", e.name) for e in endpoints] + [("queries", q.name) for q in queries]
+    for section, name in items:
+        key = unicodedata.normalize("NFC", name)
+        if key not in seen:
+            seen[key] = (section, name)
+            continue
+        first_section, first = seen[key]
+        line = src.lines.get((first_section, first))
+        where = f"{first_section}.{first}" + (f" (line {line})" if line else "")
+        if first == name:
+            src.error((section, name), f"{where} has the same name; item names must be unique")
+        else:
+            src.error(
+                (section, name),
+                f"this name ({name!a}) and {where} ({first!a}) are the same once "
+                "Unicode normalises them (NFC); item names must be unique",
+            )
+
+
 def _defaults(src: Source, value: Any) -> Defaults:
     path: Path_ = ("defaults",)
     raw = src.mapping(value, path, DEFAULT_KEYS)
     d = Defaults()
     ints = {
-        k: src.integer(
-            raw[k], (*path, k), minimum=0 if k in ("warmup", "seq_scan_min_pages") else 1
-        )
+        k: read_count(src, raw[k], (*path, k), 0 if k in ("warmup", "seq_scan_min_pages") else 1)
         for k in ("requests", "concurrency", "warmup", "runs", "seq_scan_min_pages")
         if k in raw
     }
@@ -163,13 +208,18 @@ def _defaults(src: Source, value: Any) -> Defaults:
         for rule, level in src.mapping(
             raw["plan_rules"], (*path, "plan_rules"), PLAN_RULES
         ).items():
-            text = src.string(level, (*path, "plan_rules", rule))
-            if text is not None and text not in RULE_LEVELS:
+            if level is False:
+                level = "off"  # YAML 1.1 reads a bare off (or no, false) as false
+            text = (
+                None if isinstance(level, bool) else src.string(level, (*path, "plan_rules", rule))
+            )
+            if text not in RULE_LEVELS:
+                got = describe(level) if text is None else repr(text)
                 src.error(
                     (*path, "plan_rules", rule),
-                    f"expected one of {', '.join(RULE_LEVELS)}, got {text!r}",
+                    f"expected one of {', '.join(RULE_LEVELS)}, got {got}",
                 )
-            elif text is not None:
+            else:
                 rules[rule] = text
     return Defaults(
         requests=ints.get("requests") or d.requests,
@@ -206,30 +256,40 @@ def _target(src: Source, value: Any) -> Target:
         return Target(kind="none", value="")
     kind = kinds[0]
     allowed = TARGET if kind == "command" else frozenset()
-    text = src.template(raw[kind], (*path, kind), allowed) or ""
-    if kind == "command":
-        try:
-            split_command(text)
-        except ValueError as exc:
-            src.error((*path, kind), f"cannot split the command line: {exc}")
-    if kind == "app" and text and ":" not in text:
-        src.error((*path, "app"), f"expected 'module.path:attribute', got {text!r}")
-    if kind == "base_url" and text and not text.startswith(("http://", "https://")):
-        src.error((*path, "base_url"), f"expected an http:// or https:// URL, got {text!r}")
+    text = src.template(raw[kind], (*path, kind), allowed)
+    problem = None
+    if text is not None and kind == "command":
+        problem = _command_problem(text)
+    elif text is not None and kind == "app":
+        problem = app_problem(text)
+    elif text is not None:
+        problem = base_url_problem(text)
+    if problem:
+        src.error((*path, kind), problem)
     ready = src.string(raw.get("ready", "/healthz"), (*path, "ready")) or "/healthz"
-    if not ready.startswith("/") or not ready.isprintable():
-        src.error((*path, "ready"), f"expected a path starting with '/', got {ready!r}")
+    problem = request_path_problem(ready)
+    if problem:
+        src.error((*path, "ready"), problem)
     login = read_login(src, raw["login"], (*path, "login")) if "login" in raw else None
     src.has_login = login is not None
     return Target(
         kind=kind,
-        value=text,
+        value=text or "",
         ready=ready,
         ready_timeout_s=read_positive_ms(src, raw, "ready_timeout", path, 30_000.0) / 1000,
-        env=src.template_map(raw.get("env"), (*path, "env"), TARGET),
-        headers=src.template_map(raw.get("headers"), (*path, "headers"), REQUEST),
+        env=read_env(src, raw.get("env"), (*path, "env"), TARGET),
+        headers=read_headers(src, raw.get("headers"), (*path, "headers"), REQUEST),
         login=login,
     )
+
+
+def _command_problem(command: str) -> str | None:
+    """Why a command line cannot be started: it does not split, is empty, or holds a NUL."""
+    try:
+        split_command(command)
+    except ValueError as exc:
+        return f"cannot split the command line: {exc}"
+    return nul_problem(command)
 
 
 def _database(src: Source, value: Any, root: Path) -> Database:
@@ -237,12 +297,16 @@ def _database(src: Source, value: Any, root: Path) -> Database:
     raw = src.mapping(value, path, DATABASE_KEYS)
     if "dsn" in raw:
         dsn = src.string(raw["dsn"], (*path, "dsn")) if raw["dsn"] is not None else None
+        problem = dsn_problem(dsn) if dsn else None
     else:  # not written: the PERFGATE_DSN of the environment, as the README's commands use it
         dsn = src.env.get(DSN_VARIABLE) or None
+        problem = dsn_problem(dsn) if dsn else None
+        if problem:
+            problem = f"${DSN_VARIABLE} (what database.dsn defaults to): {problem}"
+    if problem:
+        src.error((*path, "dsn"), problem)
     if value is None:
         return Database(dsn=dsn)
-    if dsn and not dsn.startswith(("postgres://", "postgresql://")):
-        src.error((*path, "dsn"), "expected a URL like postgresql://user@host:5432/postgres")
     setup = raw.get("setup", [])
     if isinstance(setup, (str, dict)):
         setup = [setup]
@@ -269,29 +333,33 @@ def _setup_step(src: Source, item: Any, path: Path_, root: Path) -> SetupStep | 
         command = src.template(raw["run"], (*path, "run"), DSN) if "run" in raw else None
         if command is None:
             return None
-        try:
-            split_command(command)
-        except ValueError as exc:
-            src.error((*path, "run"), f"cannot split the command line: {exc}")
+        problem = _command_problem(command)
+        if problem:
+            src.error((*path, "run"), problem)
         cwd = root
         if "cwd" in raw:
             name = src.string(raw["cwd"], (*path, "cwd")) or "."
-            cwd = (root / name).resolve()
-            if not cwd.is_dir():
+            problem = nul_problem(name)
+            if problem:
+                src.error((*path, "cwd"), problem)
+            elif not (root / name).resolve().is_dir():
                 src.error((*path, "cwd"), f"directory not found: {name} (relative to {root})")
+            else:
+                cwd = (root / name).resolve()
         return SetupCommand(
             command=command,
-            env=src.template_map(raw.get("env"), (*path, "env"), DSN),
+            env=read_env(src, raw.get("env"), (*path, "env"), DSN),
             cwd=cwd,
             timeout_s=read_positive_ms(src, raw, "timeout", path, 600_000.0) / 1000,
         )
     file_name = src.string(item, path)
     if file_name is None:
         return None
-    file = (root / file_name).resolve()
-    if not file.is_file():
-        src.error(path, f"file not found: {file_name} (relative to {root})")
-    return SqlFile(file)
+    problem = nul_problem(file_name) or sql_file_problem(root, file_name)
+    if problem:
+        src.error(path, problem)
+        return None
+    return SqlFile((root / file_name).resolve())
 
 
 __all__ = ["endpoint_from_mapping", "load_config", "parse_config", "query_from_mapping"]

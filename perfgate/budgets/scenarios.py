@@ -6,12 +6,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from perfgate.budgets.checks import nul_problem, request_path_problem, sql_file_problem
 from perfgate.budgets.fields import (
+    read_count,
+    read_headers,
     read_limit,
     read_positive_ms,
     read_positive_size,
     read_regression,
 )
+from perfgate.budgets.jsonbody import json_body
 from perfgate.budgets.model import (
     ENDPOINT_BUDGET_KEYS,
     METHODS,
@@ -25,6 +29,7 @@ from perfgate.budgets.model import (
 )
 from perfgate.budgets.namedsql import NamedSqlError, named_parameters, read_named_query
 from perfgate.budgets.placeholders import PER_REQUEST, REQUEST
+from perfgate.budgets.setupsql import setup_sql_problem
 from perfgate.budgets.yamlsource import InvalidConfig, Path_, Source, describe, environ
 from perfgate.exceptions import ConfigError
 
@@ -76,6 +81,10 @@ def read_request(
             f"expected 'METHOD /path' such as 'GET /api/clients?supplier_id=7', got {request!r}",
         )
         return None
+    problem = request_path_problem(target)
+    if problem:
+        src.error((*path, "request"), problem)
+        return None
     if "json" in raw and "body" in raw:
         src.error(path, "set json or body, not both")
     body = src.template(raw["body"], (*path, "body"), allowed) if "body" in raw else None
@@ -99,8 +108,8 @@ def read_request(
     return Request(
         method=method,
         path=target,
-        headers=src.template_map(raw.get("headers"), (*path, "headers"), allowed),
-        json=_interpolate_json(src, raw.get("json"), (*path, "json"), allowed),
+        headers=read_headers(src, raw.get("headers"), (*path, "headers"), allowed),
+        json=json_body(src, raw.get("json"), (*path, "json"), allowed),
         body=body,
         expect_status=expect,
     )
@@ -142,7 +151,7 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
         if parsed is not None:
             budget[key] = parsed
     counts = {
-        k: src.integer(raw[k], (*path, k), minimum=0 if k == "warmup" else 1)
+        k: read_count(src, raw[k], (*path, k), 0 if k == "warmup" else 1)
         for k in ("requests", "concurrency", "warmup")
         if k in raw
     }
@@ -167,16 +176,6 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
     )
 
 
-def _interpolate_json(src: Source, value: Any, path: Path_, allowed: frozenset[str]) -> Any:
-    if isinstance(value, str):
-        return src.template(value, path, allowed)
-    if isinstance(value, list):
-        return [_interpolate_json(src, v, (*path, i), allowed) for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: _interpolate_json(src, v, (*path, str(k)), allowed) for k, v in value.items()}
-    return value
-
-
 def _query_sql(src: Source, raw: dict[str, Any], path: Path_) -> str | None:
     """The SQL of a query: written inline (``sql``), or read from the app's file (``sql_file``)."""
     if ("sql" in raw) == ("sql_file" in raw):
@@ -186,20 +185,53 @@ def _query_sql(src: Source, raw: dict[str, Any], path: Path_) -> str | None:
         src.error((*path, "name"), "name picks a query in a sql_file; set sql_file too")
     if "sql" in raw:
         sql = src.string(raw["sql"], (*path, "sql"), interpolate_env=False)
-        if sql is not None and not sql.strip():
-            src.error((*path, "sql"), "expected a SQL statement")
+        problem = None if sql is None else _sql_problem(sql)
+        if problem:
+            src.error((*path, "sql"), problem)
             return None
         return sql
     file = src.string(raw["sql_file"], (*path, "sql_file"))
     name = src.string(raw["name"], (*path, "name")) if "name" in raw else None
     if file is None:
         return None
+    problem = nul_problem(file) or sql_file_problem(src.root, file)
+    if problem:
+        src.error((*path, "sql_file"), problem)
+        return None
     try:
         sql, _ = read_named_query((src.root / file).resolve(), name)
     except NamedSqlError as exc:
         src.error((*path, "name" if "name" in raw else "sql_file"), str(exc))
         return None
+    problem = _sql_problem(sql)
+    if problem:
+        src.error((*path, "name" if "name" in raw else "sql_file"), f"{file}: {problem}")
+        return None
     return sql
+
+
+def _sql_problem(sql: str) -> str | None:
+    if not sql.strip():
+        return "expected a SQL statement"
+    return nul_problem(sql)
+
+
+def _setup_sql(src: Source, value: Any, path: Path_) -> tuple[str, ...]:
+    """setup_sql: statements as written (SQL is not interpolated) that keep the transaction."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        src.error(path, f"expected a list of SQL statements, got {describe(value)}")
+        return ()
+    out = []
+    for i, item in enumerate(value):
+        sql = src.string(item, (*path, i), interpolate_env=False)
+        problem = None if sql is None else (_sql_problem(sql) or setup_sql_problem(sql))
+        if problem:
+            src.error((*path, i), problem)
+        elif sql is not None:
+            out.append(sql)
+    return tuple(out)
 
 
 def _query_params(
@@ -221,6 +253,7 @@ def _query_params(
             src.error(path, f"no value for :{', :'.join(missing)}")
         if extra:
             src.error(path, f"the SQL has no parameter :{', :'.join(extra)}")
+        _check_params(src, value, path)
         return positional, tuple(value.get(n) for n in named)
     if not isinstance(value, list):
         src.error(path, f"expected a list of parameters for $1, $2, ..., got {describe(value)}")
@@ -232,7 +265,19 @@ def _query_params(
             f"e.g. {{{named[0]}: ...}}",
         )
         return None
+    _check_params(src, dict(enumerate(value)), path)
     return sql, tuple(value)
+
+
+def _check_params(src: Source, values: Mapping[Any, Any], path: Path_) -> None:
+    """Text that PostgreSQL cannot hold (a NUL character), anywhere in a parameter."""
+    for key, value in values.items():
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and nul_problem(t) for t in texts):
+            src.error(
+                (*path, key if isinstance(key, int) else str(key)),
+                "PostgreSQL text cannot hold a NUL character (\\0)",
+            )
 
 
 def read_query(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> Query | None:
@@ -264,13 +309,13 @@ def read_query(src: Source, name: str, value: Any, path: Path_, d: Defaults) -> 
         for k in ("require_index", "generic_plan")
         if k in raw
     }
-    runs = src.integer(raw["runs"], (*path, "runs"), minimum=1) if "runs" in raw else None
+    runs = read_count(src, raw["runs"], (*path, "runs"), 1) if "runs" in raw else None
     return Query(
         name=name,
         sql=sql,
         params=params,
         runs=runs or d.runs,
-        setup_sql=src.string_list(raw["setup_sql"], (*path, "setup_sql"))
+        setup_sql=_setup_sql(src, raw["setup_sql"], (*path, "setup_sql"))
         if "setup_sql" in raw
         else (),
         require_index=flags.get("require_index", False),

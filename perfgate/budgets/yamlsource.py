@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from perfgate.budgets import placeholders
+from perfgate.budgets import placeholders, yamllimits
 from perfgate.exceptions import ConfigError
 from perfgate.redact import MIN_SECRET, redact_text
 
@@ -23,6 +23,7 @@ _ENV = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\})")
 
 
 _NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+_NONE = object()
 
 
 class InvalidConfig(ConfigError):
@@ -39,6 +40,8 @@ def key_path(path: Path_) -> str:
     """'endpoints.clients.budget.p95_ms' from ('endpoints', 'clients', 'budget', 'p95_ms')."""
     out = ""
     for part in path:
+        if isinstance(part, str) and not part.isprintable():
+            part = repr(part)  # a key with a line break must not break the message
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
 
@@ -69,19 +72,18 @@ def interpolate(text: str, env: Mapping[str, str], used: list[str] | None = None
 
 
 def compose(text: str, filename: str) -> tuple[Any, dict[Path_, int]]:
-    """Parse YAML into plain values, with the 1-based line of every key and item."""
+    """Parse YAML into plain values, with the 1-based line of every key and item.
+
+    The document is bounded first (``yamllimits``): too deep, too large once its aliases are
+    expanded, or an alias inside its own anchor is an error at its line, not a hang.
+    """
     try:
+        yamllimits.check(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yamllimits.YamlLimitError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", path=filename, line=exc.line) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and start is not None and (mark is None or start.line != mark.line):
-            # Where the unclosed bracket or quote began, which is where the fix usually is.
-            problem += (
-                f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
-            )
+        problem, line = _yaml_problem(exc)
         raise ConfigError(f"invalid YAML: {problem}", path=filename, line=line) from None
     lines: dict[Path_, int] = {}
     constructor = yaml.SafeLoader("")
@@ -90,22 +92,25 @@ def compose(text: str, filename: str) -> tuple[Any, dict[Path_, int]]:
         lines.setdefault(path, n.start_mark.line + 1)
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
+            texts: dict[str, Any] = {}  # every key is used as text: 1 and "1" are one key
             for key_node, value_node in n.value:
                 key = walk(key_node, (*path, "<key>"))
+                where = {"path": filename, "line": key_node.start_mark.line + 1}
                 if isinstance(key, (list, dict)):
                     raise ConfigError(
-                        "a mapping key must be a plain value",
-                        path=filename,
-                        line=key_node.start_mark.line + 1,
-                        key=key_path(path) or None,
+                        "a mapping key must be a plain value", **where, key=key_path(path) or None
                     )
-                if key in out:
+                first = next((k for k in out if k == key), texts.get(str(key), _NONE))
+                if first is not _NONE:
                     raise ConfigError(
-                        f"duplicate key {key!r}",
-                        path=filename,
-                        line=key_node.start_mark.line + 1,
+                        f"duplicate key {_as_written(key)}"
+                        if repr(first) == repr(key)
+                        else f"duplicate key: {_as_written(first)} and {_as_written(key)} are "
+                        "the same key here",
+                        **where,
                         key=key_path(path) or None,
                     )
+                texts[str(key)] = key
                 # mypy rejects a starred subscript when targeting Python 3.10
                 lines[path + (str(key),)] = key_node.start_mark.line + 1  # noqa: RUF005
                 out[key] = walk(value_node, (*path, str(key)))
@@ -119,7 +124,32 @@ def compose(text: str, filename: str) -> tuple[Any, dict[Path_, int]]:
     try:
         return walk(node, ()), lines
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", path=filename) from None
+        problem, line = _yaml_problem(exc)
+        raise ConfigError(f"invalid YAML: {problem}", path=filename, line=line) from None
+
+
+def _as_written(key: object) -> str:
+    """A plain YAML key as a reader would write it: 'text' quoted, 1, true, null, 2026-06-13."""
+    if isinstance(key, str):
+        return repr(key)
+    if key is None or isinstance(key, bool):
+        return "null" if key is None else str(key).lower()
+    return str(key)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, int | None]:
+    """What PyYAML says is wrong, on one line, and the 1-based line where it is."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None and context.startswith("found duplicate anchor"):
+        anchor = context.partition(";")[0].removeprefix("found duplicate anchor ").strip("'")
+        return f"the anchor &{anchor} is defined twice (first at line {start.line + 1})", line
+    if context and start is not None and (mark is None or start.line != mark.line):
+        # Where the unclosed bracket or quote began, which is where the fix usually is.
+        problem += f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
+    return problem, line
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ switched off under ``--perfgate`` (``quiet_addopts_*``), those typed on the comm
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def add_options(parser: pytest.Parser) -> None:
         "--perfgate-json",
         metavar="PATH",
         default=None,
-        help="write the results as JSON (schema 1) to PATH",
+        help="write the results as JSON (schema 2) to PATH",
     )
     group.addoption(
         "--perfgate-warn-only",
@@ -131,12 +132,23 @@ def read_settings(config: pytest.Config) -> Settings:
     if option and not budgets.is_absolute():
         budgets = Path.cwd() / budgets
 
+    enabled = bool(config.getoption("--perfgate"))
+
     def path(name: str) -> Path | None:
         value = config.getoption(name)
+        if enabled and value is not None:
+            _check_output(name, value)
         return Path(value).absolute() if value else None
 
+    store = str(config.getoption("--perfgate-store") or config.getini("perfgate_store"))
+    if enabled:
+        for name in ("--perfgate-budgets", "--perfgate-store"):
+            if config.getoption(name) == "":  # --perfgate-json=$UNSET_VARIABLE, say
+                raise pytest.UsageError(f"perfgate: {name}: expected a value, got nothing")
+        where = "--perfgate-store" if config.getoption("--perfgate-store") else "perfgate_store"
+        _check_store(where, store, config.rootpath)
     return Settings(
-        enabled=bool(config.getoption("--perfgate")),
+        enabled=enabled,
         budgets=budgets.resolve(),
         report=path("--perfgate-report"),
         json=path("--perfgate-json"),
@@ -145,9 +157,50 @@ def read_settings(config: pytest.Config) -> Settings:
         save=bool(config.getoption("--perfgate-save")),
         push=bool(config.getoption("--perfgate-push")),
         compare=_compare_option(config.getoption("--perfgate-compare")),
-        store=str(config.getoption("--perfgate-store") or config.getini("perfgate_store")),
+        store=store,
         interleave=config.getoption("--perfgate-interleave"),
     )
+
+
+def _check_output(option: str, value: str) -> None:
+    """A file perfgate can write at the end: not a directory, under no file, given at all.
+
+    Found out only after the run, each lost the report to a warning.
+    """
+    if not value.strip():
+        raise pytest.UsageError(f"perfgate: {option}: expected a file path, got nothing")
+    path = Path(value).absolute()
+    if path.is_dir():
+        raise pytest.UsageError(
+            f"perfgate: {option}={value}: is a directory; give a file path, e.g. "
+            f"{Path(value) / ('results.json' if option.endswith('json') else 'report.md')}"
+        )
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # written with its missing directories created
+    if not parent.is_dir():
+        raise pytest.UsageError(f"perfgate: {option}={value}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise pytest.UsageError(f"perfgate: {option}={value}: cannot write in {parent}")
+
+
+def _check_store(where: str, spec: str, root: Path) -> None:
+    """'git', 'git:REF' or 'dir:PATH' (relative to the rootdir), checked before the run.
+
+    A bad spec was found only when saving, after every item had run.
+    """
+    kind, sep, arg = spec.strip().partition(":")
+    problem = None
+    if kind == "git" and sep and (not arg or arg.startswith("-") or any(c.isspace() for c in arg)):
+        problem = "expected git:REF with a ref name (no spaces, not starting with '-')"
+    elif kind == "dir" and not arg.strip():
+        problem = "expected dir:PATH with a directory"
+    elif kind == "dir" and (root / Path(arg).expanduser()).is_file():  # / keeps an absolute
+        problem = f"{arg} is a file, not a directory"
+    elif kind not in ("git", "dir"):
+        problem = "expected git (the perfgate-baselines branch), git:REF or dir:PATH"
+    if problem:
+        raise pytest.UsageError(f"perfgate: {where}={spec}: {problem}")
 
 
 def _yaml_arg(config: pytest.Config) -> str | None:

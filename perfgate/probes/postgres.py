@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from perfgate.budgets.model import Query
+from perfgate.budgets.setupsql import setup_sql_problem
 from perfgate.exceptions import PlanError, QueryError
 from perfgate.plan import Plan, parse_plan
 from perfgate.probes.sqlparams import check_count, coerce_params, literal
@@ -58,11 +58,11 @@ _PAGES_SQL = (
     "ORDER BY pg_table_is_visible(c.oid)"
 )
 _CONNECTION_ERRORS = (asyncpg.InterfaceError, OSError)
-# A setup statement that ends the transaction would commit what ran before it, so refuse it.
-_TX_CONTROL = re.compile(
-    r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
-    r"(commit|end|rollback|abort|begin|start|savepoint|release|prepare\s+transaction)\b",
-    re.IGNORECASE | re.DOTALL,
+# Which transaction this is (its virtual id, and when it started), and the pinned settings.
+_SNAPSHOT_SQL = (
+    "SELECT (SELECT virtualtransaction FROM pg_locks WHERE pid = pg_backend_pid() "
+    "AND locktype = 'virtualxid' LIMIT 1), now()::text, "
+    "array(SELECT current_setting(n) FROM unnest($1::text[]) AS n)"
 )
 
 
@@ -114,6 +114,10 @@ async def measure_query(conn: asyncpg.Connection, query: Query) -> QueryMeasurem
     """
     if query.runs < 1:
         raise QueryError(f"query {query.name!r}: runs must be at least 1, got {query.runs}")
+    for i, setup in enumerate(query.setup_sql):  # budgets.yaml checked these; a Query may not be
+        problem = setup_sql_problem(setup)
+        if problem:
+            raise QueryError(f"query {query.name!r}: setup_sql[{i}]: {problem}")
     try:
         version = str(await conn.fetchval("SELECT current_setting('server_version')"))
         plans: list[Plan] = []
@@ -175,20 +179,11 @@ async def _explain(
     await tx.start()
     try:
         await _set(conn, local, local=True)
+        pinned = await _snapshot(conn, local) if query.setup_sql else None
         for i, setup in enumerate(query.setup_sql):
-            control = _TX_CONTROL.match(setup)
-            if control:
-                raise QueryError(
-                    f"query {query.name!r}: setup_sql[{i}] is {control.group(1).upper()}; "
-                    "setup_sql runs inside the measurement's rolled-back transaction and may "
-                    "not end it"
-                )
             await _step(conn, query, setup, (), timeout_s, f"setup_sql[{i}]", 0)
-            if not conn.is_in_transaction():
-                raise QueryError(
-                    f"query {query.name!r}: setup_sql[{i}] ended the transaction; "
-                    "setup_sql may not COMMIT or ROLLBACK"
-                )
+            if pinned is not None:
+                await _check_unchanged(conn, query, i, local, pinned)
         if query.generic_plan:
             prepared = f"perfgate_q_{secrets.token_hex(4)}"
             head = f"PREPARE {prepared} AS "
@@ -252,6 +247,48 @@ async def _step(
         raise QueryError(
             f"query {query.name!r}: the server did not answer within {timeout_s:g}s"
         ) from exc
+
+
+async def _snapshot(
+    conn: asyncpg.Connection, settings: Mapping[str, str]
+) -> tuple[str | None, str, list[str]]:
+    """The transaction's virtual id and start time, and the current values of ``settings``."""
+    row = await conn.fetchrow(_SNAPSHOT_SQL, list(settings))
+    if row is None:  # pragma: no cover - a SELECT without FROM returns one row
+        raise QueryError("the transaction snapshot query returned nothing")
+    return row[0], row[1], list(row[2])
+
+
+async def _check_unchanged(
+    conn: asyncpg.Connection,
+    query: Query,
+    index: int,
+    settings: Mapping[str, str],
+    before: tuple[str | None, str, list[str]],
+) -> None:
+    """Fail the run when setup_sql left the measurement's transaction or changed its settings.
+
+    budgets.yaml refuses COMMIT, RESET ALL and SET of a pinned setting when it is read; this
+    catches what no parser sees, such as ``SELECT set_config('statement_timeout', '0', false)``
+    or a procedure that commits.
+    """
+    where = f"query {query.name!r}: setup_sql[{index}]"
+    if not conn.is_in_transaction():
+        raise QueryError(f"{where} ended the transaction the run is measured (and rolled back) in")
+    after = await _snapshot(conn, settings)
+    if after[:2] != before[:2]:
+        raise QueryError(
+            f"{where} ended the transaction the run is measured in and started another "
+            "(COMMIT AND CHAIN?): what ran before it was committed, and perfgate's pinned "
+            "settings were dropped"
+        )
+    for name, old, new in zip(settings, before[2], after[2], strict=True):
+        if old != new:
+            hint = " (set the query's statement_timeout key)" if name == "statement_timeout" else ""
+            raise QueryError(
+                f"{where} changed {name} from {old!r} to {new!r}; perfgate pins it for the run"
+                + hint
+            )
 
 
 async def _rollback(conn: asyncpg.Connection, tx: Any) -> None:

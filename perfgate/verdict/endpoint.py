@@ -149,12 +149,14 @@ def endpoint_verdict(
     """The endpoint's metrics and budget checks (the gate masks secrets in its texts)."""
     metrics = endpoint_metrics(run, confidence)
     checks = endpoint_checks(metrics, endpoint.budget, confidence)
+    failures = every_request_failed(run, endpoint)
     return Verdict(
         name=endpoint.name,
         kind=Kind.ENDPOINT,
-        status=decide(checks),
+        status=decide(checks, extra_failures=failures),
         metrics=metrics,
         checks=checks,
+        failures=failures,
         source=source,
         description=describe(endpoint),
         details=EndpointDetails(
@@ -170,6 +172,18 @@ def endpoint_verdict(
             "server_ms": bounded([s.server_ms for s in run.samples if s.server_ms is not None]),
         },
     )
+
+
+def every_request_failed(run: EndpointRun, endpoint: Endpoint) -> tuple[str, ...]:
+    """The failure of an endpoint none of whose timed requests succeeded, whatever its budget.
+
+    Its latencies are those of error answers (or there are none), so nothing it measured says
+    how the endpoint performs; only ``error_rate: 100%`` in its budget says that is expected.
+    """
+    errors = sum(1 for s in run.samples if s.error is not None)
+    if not run.samples or errors < len(run.samples) or endpoint.budget.get("error_rate", 0) >= 1:
+        return ()
+    return (f"every request failed ({errors} of {len(run.samples)}), so nothing was measured",)
 
 
 def endpoint_error(endpoint: Endpoint, error: str, *, source: str | None) -> Verdict:

@@ -69,8 +69,11 @@ class Verdict:
         head = f"perfgate: {self.kind} {self.name!r} ({self.description})"
         if self.error:
             return f"{head} could not be measured: {self.error}"
-        over = self.failed_checks or self.failures
-        lines = [f"{head} {'is over budget' if over else 'regressed against the baseline'}:"]
+        if self.failed_checks:
+            verdict = "is over budget"
+        else:  # plan assertions, every request failing, or only a regression
+            verdict = "failed" if self.failures else "regressed against the baseline"
+        lines = [f"{head} {verdict}:"]
         lines += [f"  - {c.explain()}" for c in self.failed_checks]
         lines += [f"  - {reason}" for reason in self.failures]
         summary = getattr(self.details, "error_summary", ())
@@ -101,7 +104,20 @@ class Verdict:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Verdict:
-        """Inverse of to_json; also reads schema 1 results (their untyped "details")."""
+        """Inverse of to_json; also reads schema 1 results (their untyped "details").
+
+        KeyError names a missing key; anything else malformed is a ValueError, never an
+        IndexError or OverflowError from deep inside (``perfgate.schemas`` says exactly where).
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a result object, got {type(data).__name__}")
+        try:
+            return cls._from_json(data)
+        except (IndexError, TypeError, AttributeError, OverflowError) as exc:
+            raise ValueError(str(exc)) from None
+
+    @classmethod
+    def _from_json(cls, data: Mapping[str, Any]) -> Verdict:
         kind = Kind.read(data["kind"], "kind")
         raw = data.get("details")
         details = raw if isinstance(raw, Mapping) else {}
@@ -279,8 +295,11 @@ class GateReport:
                 f"{' or '.join(map(str, READABLE_SCHEMAS))})"
             )
         baseline, completion = data.get("baseline"), data.get("completion")
+        items = data.get("results") or []
+        if not isinstance(items, list):
+            raise ValueError("not a perfgate results file: results is not a list")
         results = []
-        for i, item in enumerate(data.get("results") or ()):
+        for i, item in enumerate(items):
             try:
                 results.append(Verdict.from_json(item))
             except KeyError as exc:
@@ -289,17 +308,26 @@ class GateReport:
                 ) from None
             except (TypeError, ValueError, AttributeError) as exc:
                 raise ValueError(f"not a perfgate results file: results[{i}]: {exc}") from None
+        environment = data.get("environment") or {}
+        if not isinstance(environment, Mapping):
+            raise ValueError("not a perfgate results file: environment is not an object")
+        try:
+            info = BaselineInfo.from_json(baseline) if isinstance(baseline, Mapping) else None
+        except TypeError as exc:
+            raise ValueError(f"not a perfgate results file: baseline: {exc}") from None
+        try:
+            done = Completion.from_json(completion) if isinstance(completion, Mapping) else None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not a perfgate results file: completion: {exc}") from None
         return cls(
             results=tuple(results),
-            environment=dict(data.get("environment") or {}),
+            environment=dict(environment),
             created_at=str(data.get("created_at", "")),
             perfgate_version=str(data.get("perfgate_version", "")),
             budgets_file=_text(data.get("budgets_file")),
             warn_only=data.get("warn_only") is True,
-            baseline=BaselineInfo.from_json(baseline) if isinstance(baseline, Mapping) else None,
-            completion=(
-                Completion.from_json(completion) if isinstance(completion, Mapping) else None
-            ),
+            baseline=info,
+            completion=done,
         )
 
 
