@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from perfgate.baseline.store import DirStore, open_store
+from perfgate.exceptions import BaselineError
+
 __all__ = [
     "Settings",
     "add_options",
@@ -185,22 +188,16 @@ def _check_output(option: str, value: str) -> None:
 
 
 def _check_store(where: str, spec: str, root: Path) -> None:
-    """'git', 'git:REF' or 'dir:PATH' (relative to the rootdir), checked before the run.
-
-    A bad spec was found only when saving, after every item had run.
-    """
-    kind, sep, arg = spec.strip().partition(":")
-    problem = None
-    if kind == "git" and sep and (not arg or arg.startswith("-") or any(c.isspace() for c in arg)):
-        problem = "expected git:REF with a ref name (no spaces, not starting with '-')"
-    elif kind == "dir" and not arg.strip():
-        problem = "expected dir:PATH with a directory"
-    elif kind == "dir" and (root / Path(arg).expanduser()).is_file():  # / keeps an absolute
-        problem = f"{arg} is a file, not a directory"
-    elif kind not in ("git", "dir"):
-        problem = "expected git (the perfgate-baselines branch), git:REF or dir:PATH"
-    if problem:
-        raise pytest.UsageError(f"perfgate: {where}={spec}: {problem}")
+    """'git', 'git:REF' or 'dir:PATH' (relative to the rootdir), checked before the run by the
+    one parser of store specs (a bad spec was found only when saving, after every item ran)."""
+    try:
+        store = open_store(spec, root)
+    except BaselineError as exc:
+        raise pytest.UsageError(f"perfgate: {where}={spec}: {exc}") from None
+    if isinstance(store, DirStore) and store.path.is_file():
+        raise pytest.UsageError(
+            f"perfgate: {where}={spec}: {store.path} is a file, not a directory"
+        )
 
 
 def _yaml_arg(config: pytest.Config) -> str | None:

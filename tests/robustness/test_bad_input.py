@@ -520,11 +520,11 @@ def test_an_endpoint_whose_every_request_failed_fails(project: pytest.Pytester) 
         ("--perfgate-json=budgets.yaml/r.json", "--perfgate-json=budgets.yaml/r.json: "
          "*/budgets.yaml is a file, not a directory"),
         ("--perfgate-json=", "--perfgate-json: expected a file path, got nothing"),
-        ("--perfgate-store=bogus", "--perfgate-store=bogus: expected git (the perfgate-baselines "
-         "branch), git:REF or dir:PATH"),
-        ("--perfgate-store=dir:", "--perfgate-store=dir:: expected dir:PATH with a directory"),
-        ("--perfgate-store=dir:budgets.yaml", "*: budgets.yaml is a file, not a directory"),
-        ("--perfgate-store=git:", "--perfgate-store=git:: expected git:REF with a ref name*"),
+        ("--perfgate-store=bogus", "--perfgate-store=bogus: unknown baseline store 'bogus': "
+         "expected 'git' (the perfgate-baselines branch), 'git:REF' or 'dir:PATH'"),
+        ("--perfgate-store=dir:", "*=dir:: *'dir:' needs a directory after the colon"),
+        ("--perfgate-store=dir:budgets.yaml", "*/budgets.yaml is a file, not a directory"),
+        ("--perfgate-store=git:", "*=git:: *'git:' needs a ref name after the colon"),
         ("--perfgate-store=", "--perfgate-store: expected a value, got nothing"),
         ("--perfgate-budgets=", "--perfgate-budgets: expected a value, got nothing"),
     ],
@@ -547,7 +547,7 @@ def test_the_store_in_the_ini_file_is_named_as_such(project: pytest.Pytester) ->
     project.makefile(".yaml", budgets=APP + "endpoints: {fast: GET /fast}\n")
     assert project.runpytest().ret == pytest.ExitCode.NO_TESTS_COLLECTED  # not without --perfgate
     result = project.runpytest("--perfgate")
-    result.stderr.fnmatch_lines(["ERROR: perfgate: perfgate_store=s3: expected git*"])
+    result.stderr.fnmatch_lines(["ERROR: perfgate: perfgate_store=s3: unknown baseline store*"])
 
 
 def test_a_parameter_postgresql_refuses_is_the_items_error(

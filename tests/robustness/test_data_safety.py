@@ -279,15 +279,15 @@ def test_a_report_that_cannot_be_written_fails_the_run_and_the_baseline_is_still
     repo: pytest.Pytester,
 ) -> None:
     repo.makeini(INI + "filterwarnings = error\n")
-    json_in_a_file = "--perfgate-json=webapp.py/out.json"  # webapp.py is a file
+    # The path was fine when the run began (a flag naming a bad path is a usage error); then
+    # something took its directory's place, as a full or read-only disk would.
+    repo.makeconftest("def pytest_collection_finish(session):\n    open('gone', 'w').close()\n")
     result = repo.runpytest(
-        "--perfgate", "--perfgate-save", json_in_a_file, "--perfgate-report=r.md"
+        "--perfgate", "--perfgate-save", "--perfgate-json=gone/out.json", "--perfgate-report=r.md"
     )
     result.assert_outcomes(passed=4)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(
-        ["*FAILED: could not write the JSON results to */webapp.py/out.json:*"]
-    )
+    result.stdout.fnmatch_lines(["*FAILED: could not write the JSON results to */gone/out.json:*"])
     assert (repo.path / "r.md").exists()
     assert names(stored(repo)) == ["a", "b", "c", "d"]
 
