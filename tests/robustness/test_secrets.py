@@ -317,8 +317,14 @@ def test_every_var_value_is_a_secret_but_numbers_and_short_ones(tmp_path: Path) 
 
 def test_a_budgets_file_error_does_not_quote_a_secret(tmp_path: Path) -> None:
     path = tmp_path / "budgets.yaml"
+    path.write_text('version: 1\ntarget: {app: "a:b"}\ndefaults: {timeout: "${TIMEOUT}"}\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path, {"TIMEOUT": "s3cret-token"})
+    assert "defaults.timeout: expected a duration" in str(error.value)
+    assert "got '***'" in str(error.value)
+    assert "s3cret" not in str(error.value)
     path.write_text('version: 1\ntarget: {base_url: "${URL}"}\n')
     with pytest.raises(ConfigError) as error:
         load_config(path, {"URL": "ftp://user:pw@s3cret-host.example"})
-    assert "expected an http:// or https:// URL, got '***'" in str(error.value)
+    assert "target.base_url: expected an http:// or https:// URL" in str(error.value)
     assert "s3cret" not in str(error.value)
