@@ -1,11 +1,63 @@
-"""What a run may leave behind, looked for: processes, scratch databases."""
+"""What a run may leave behind, looked for: processes, scratch databases; and a gate run
+stopped from outside, as CI stops one."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
+
+
+class Stopped(NamedTuple):
+    """How a gate run that was sent a signal ended."""
+
+    code: int
+    pid: int
+    output: str
+
+
+def stop_when_started(
+    path: Path, marker: Path, signum: int, tmpdir: Path, args: Sequence[str] = ()
+) -> Stopped:
+    """Run ``pytest --perfgate`` in ``path`` (TMPDIR=tmpdir), wait until ``marker`` exists (the
+    phase to stop in has begun), send ``signum``; bounded: 60 s to start, 60 s to end."""
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTEST_ADDOPTS": "-p no:randomly"}
+    log = tmpdir / "out.txt"
+    argv = [sys.executable, "-m", "pytest", "--perfgate", "-p", "no:cacheprovider", *args]
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, cwd=path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), log.read_text()
+        time.sleep(0.5)  # into the phase
+        process.send_signal(signum)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return Stopped(code, process.pid, log.read_text())
+
+
+async def queries_mentioning(dsn: str, text: str) -> list[str]:
+    """The statements other sessions are running that contain ``text``."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT query FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+            f"%{text}%",
+        )
+    finally:
+        await conn.close()
+    return [r["query"] for r in rows]
 
 
 def alive(pid: int) -> bool:

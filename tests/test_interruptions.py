@@ -4,15 +4,13 @@ directory behind; a target that cannot start is tried once, and says why at once
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from leftovers import alive, processes_mentioning, scratch_databases
+from leftovers import alive, processes_mentioning, scratch_databases, stop_when_started
 
 TINYAPP = (Path(__file__).parent / "apps" / "tinyapp.py").read_text()
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
@@ -31,30 +29,6 @@ endpoints:
 """
 
 
-def _run_and_stop(path: Path, signum: int, tmpdir: Path, pidfile: Path) -> int:
-    """Start the gate, wait until its target runs, send ``signum``; the exit code."""
-    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTEST_ADDOPTS": "-p no:randomly"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--perfgate", "-p", "no:cacheprovider"],
-        cwd=path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pidfile.exists(), "the target never started"
-        time.sleep(0.5)  # measuring now
-        process.send_signal(signum)
-        return process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stopped_run_leaves_nothing_on_the_server(
     pytester: pytest.Pytester, pg_server_dsn: str, signum: int
@@ -66,7 +40,7 @@ def test_a_stopped_run_leaves_nothing_on_the_server(
     pytester.makefile(".yaml", budgets=_budgets(f'dsn: "{pg_server_dsn}", ', pidfile))
     before = asyncio.run(scratch_databases(pg_server_dsn))
     tmpdir = pytester.mkdir("tmp")
-    code = _run_and_stop(pytester.path, signum, tmpdir, pidfile)
+    code = stop_when_started(pytester.path, pidfile, signum, tmpdir).code
     assert code == pytest.ExitCode.INTERRUPTED
     assert not alive(int(pidfile.read_text())), "the target outlived the run"
     assert asyncio.run(scratch_databases(pg_server_dsn)) == before
@@ -79,7 +53,7 @@ def test_a_stopped_run_leaves_no_embedded_server(pytester: pytest.Pytester) -> N
     pidfile = pytester.path / "target.pid"
     pytester.makefile(".yaml", budgets=_budgets("", pidfile))
     tmpdir = pytester.mkdir("tmp")
-    code = _run_and_stop(pytester.path, signal.SIGTERM, tmpdir, pidfile)
+    code = stop_when_started(pytester.path, pidfile, signal.SIGTERM, tmpdir).code
     assert code == pytest.ExitCode.INTERRUPTED
     assert not alive(int(pidfile.read_text()))
     assert [p.name for p in tmpdir.iterdir() if p.name.startswith("perfgate-pg-")] == []

@@ -175,25 +175,7 @@ def stop_group(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
 
 def process_group_alive(pgid: int) -> bool:
     """Whether any process of the group still runs (zombies waiting to be reaped don't count)."""
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # it exited while we looked
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return next(ledger.group_members(pgid), None) is not None
 
 
 def _wait_group_gone(pgid: int, deadline: float) -> None:

@@ -34,7 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Owner", "database_marker", "forget", "note", "notes_dir", "start_time", "sweep"]
+__all__ = [
+    "Owner",
+    "database_marker",
+    "forget",
+    "group_members",
+    "note",
+    "notes_dir",
+    "start_time",
+    "sweep",
+]
 
 _SUFFIX = ".json"
 _ORDER = ("process-group-", "worktree-", "database-", "embedded-")
@@ -159,7 +168,7 @@ def _sweep_one(path: Path, dsns: tuple[str, ...]) -> list[str]:
 
 def _process_group(data: Mapping[str, Any], dsns: tuple[str, ...]) -> str | None:
     pgid, started = int(data["pgid"]), data.get("started")
-    members = list(_group_members(pgid))
+    members = list(group_members(pgid))
     if not members:
         return None
     leader_start = start_time(pgid)
@@ -168,7 +177,7 @@ def _process_group(data: Mapping[str, Any], dsns: tuple[str, ...]) -> str | None
     for signum in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signum)
-        _wait(lambda: not any(True for _ in _group_members(pgid)), 3.0)
+        _wait(lambda: not any(True for _ in group_members(pgid)), 3.0)
     return f"the process group {pgid} ({data.get('command', '?')})"
 
 
@@ -232,13 +241,15 @@ def start_time(pid: int) -> str | None:
     return f"{boot}:{fields[19]}" if len(fields) > 19 else None
 
 
-def _group_members(pgid: int) -> Iterator[int]:
-    """Live (not zombie) processes of the group."""
+def group_members(pgid: int) -> Iterator[int]:
+    """The live processes of a process group (zombies waiting to be reaped don't count)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return
     proc = Path("/proc")
     if not proc.is_dir():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, 0)
-            yield pgid
+        yield pgid  # no way to look closer: the group exists
         return
     for entry in proc.iterdir():
         if not entry.name.isdigit():
@@ -246,7 +257,8 @@ def _group_members(pgid: int) -> Iterator[int]:
         try:
             stat = (entry / "stat").read_text()
         except OSError:
-            continue
+            continue  # it exited while we looked
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
         fields = stat[stat.rfind(")") + 2 :].split()
         if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
             yield int(entry.name)

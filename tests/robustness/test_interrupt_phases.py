@@ -9,15 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import asyncpg
 import pytest
 from gitrepo import git, init_repo
-from leftovers import databases_of, processes_mentioning
+from leftovers import databases_of, processes_mentioning, queries_mentioning, stop_when_started
 
 TINYAPP = (Path(__file__).parent.parent / "apps" / "tinyapp.py").read_text()
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
@@ -66,50 +63,12 @@ queries:
 }
 
 
-def _stop_when_started(path: Path, marker: Path, signum: int, tmpdir: Path) -> tuple[int, int, str]:
-    """Start the gate, wait until the phase began, send ``signum``: exit code, pid, output."""
-    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTEST_ADDOPTS": "-p no:randomly"}
-    with (tmpdir / "out.txt").open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "--perfgate", "-p", "no:cacheprovider"],
-            cwd=path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
-        assert marker.exists(), (tmpdir / "out.txt").read_text()
-        time.sleep(0.5)
-        process.send_signal(signum)
-        code = process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    return code, process.pid, (tmpdir / "out.txt").read_text()
-
-
 def _left_in(tmpdir: Path) -> list[str]:
     """perfgate's temporary directories (servers, worktrees) and notes of what it holds; the
     notes directory itself stays (it is where a later run looks), empty."""
     notes = tmpdir / f"perfgate-{os.getuid()}"
     left = [p.name for p in tmpdir.iterdir() if p.name.startswith("perfgate-") and p != notes]
     return left + ([p.name for p in notes.iterdir()] if notes.is_dir() else [])
-
-
-async def _queries_mentioning(dsn: str, tag: str) -> list[str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT query FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
-            f"%{tag}%",
-        )
-    finally:
-        await conn.close()
-    return [r["query"] for r in rows]
 
 
 # SIGTERM in every phase on both servers; Ctrl-C where it lands in other code (a setup
@@ -141,14 +100,14 @@ def test_a_run_stopped_in_any_phase_leaves_nothing(
     )
     pytester.makefile(".yaml", budgets=budgets)
     tmpdir = pytester.mkdir("tmp")
-    code, pid, out = _stop_when_started(pytester.path, marker, signum, tmpdir)
+    code, pid, out = stop_when_started(pytester.path, marker, signum, tmpdir)
     assert code == pytest.ExitCode.INTERRUPTED, out
     assert "Traceback" not in out
     assert processes_mentioning(tag) == []
     assert processes_mentioning(str(tmpdir)) == []  # the embedded server and what it started
     assert _left_in(tmpdir) == []
     assert asyncio.run(databases_of(pg_server_dsn, pid)) == set()
-    assert asyncio.run(_queries_mentioning(pg_server_dsn, tag)) == []
+    assert asyncio.run(queries_mentioning(pg_server_dsn, tag)) == []
 
 
 def test_a_run_stopped_while_the_base_side_is_set_up_removes_the_worktree(
@@ -179,28 +138,10 @@ endpoints: {{fast: GET /fast}}
     (path / "budgets.yaml").write_text(budgets.replace(f"setup: [{sleeper}]", "setup: []"))
     git(path, "commit", "-q", "-am", "branch")
     tmpdir = pytester.mkdir("tmp")
-    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTEST_ADDOPTS": "-p no:randomly"}
-    with (tmpdir / "out.txt").open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "--perfgate", f"--perfgate-interleave={base}"],
-            cwd=path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
-        assert marker.exists(), (tmpdir / "out.txt").read_text()
-        time.sleep(0.3)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == pytest.ExitCode.INTERRUPTED
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    interleave = f"--perfgate-interleave={base}"
+    code, pid, out = stop_when_started(path, marker, signal.SIGTERM, tmpdir, [interleave])
+    assert code == pytest.ExitCode.INTERRUPTED, out
     assert processes_mentioning(tag) == []
     assert _left_in(tmpdir) == []
     assert git(path, "worktree", "list").count("\n") == 0
-    assert asyncio.run(databases_of(pg_server_dsn, process.pid)) == set()
+    assert asyncio.run(databases_of(pg_server_dsn, pid)) == set()

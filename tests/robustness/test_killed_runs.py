@@ -10,13 +10,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import asyncpg
 import pytest
 from gitrepo import git, init_repo
-from leftovers import alive, processes_mentioning, scratch_databases
+from leftovers import alive, processes_mentioning, scratch_databases, stop_when_started
 
 from perfgate.cli import main as perfgate_cli
 from perfgate.system import ledger
@@ -46,31 +45,6 @@ endpoints:
 """
 
 
-def _kill_mid_run(path: Path, pidfile: Path, tmpdir: Path) -> None:
-    """Start the gate, wait until its target serves, SIGKILL pytest (nothing can clean up)."""
-    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTEST_ADDOPTS": "-p no:randomly"}
-    with (tmpdir / "out.txt").open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "--perfgate", "-p", "no:cacheprovider"],
-            cwd=path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pidfile.exists(), (tmpdir / "out.txt").read_text()
-        time.sleep(0.5)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 def _project(pytester: pytest.Pytester, database: str) -> Path:
     pytester.makeini(INI)
     pytester.makepyfile(tinyapp=TINYAPP)
@@ -85,7 +59,7 @@ def test_the_next_run_removes_a_killed_runs_target_and_database(
 ) -> None:
     pidfile = _project(pytester, f'dsn: "{pg_server_dsn}", ')
     before = asyncio.run(scratch_databases(pg_server_dsn))
-    _kill_mid_run(pytester.path, pidfile, pytester.mkdir("tmp"))
+    stop_when_started(pytester.path, pidfile, signal.SIGKILL, pytester.mkdir("tmp"))
     target = int(pidfile.read_text())
     assert alive(target), "SIGKILL should have left the target running"
     left = asyncio.run(scratch_databases(pg_server_dsn)) - before
@@ -116,7 +90,7 @@ def test_perfgate_cleanup_removes_a_killed_runs_embedded_server(
 ) -> None:
     pidfile = _project(pytester, "")
     tmpdir = pytester.mkdir("tmp")
-    _kill_mid_run(pytester.path, pidfile, tmpdir)
+    stop_when_started(pytester.path, pidfile, signal.SIGKILL, tmpdir)
     (root,) = [p for p in tmpdir.iterdir() if p.name.startswith("perfgate-pg-")]
     assert processes_mentioning(str(root)), "SIGKILL should have left the server running"
 
