@@ -9,6 +9,7 @@ requests.py     what the driver sends: a request, and {seq}/{uuid} new for every
 client.py       the httpx client the driver sends through (make_client)
 transport.py    the keep-alive HTTP/1.1 transport under it
 wire.py         one connection as an asyncio Protocol
+framing.py      HTTP/1.1 response framing: status line, Content-Length, chunked, strictly
 limits.py       max_response_bytes: the size limit, its error, bounded decoding
 servertiming.py Server-Timing and x-response-time
 sqlparams.py    a query's parameters, coerced to the types PostgreSQL asks for

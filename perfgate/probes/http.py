@@ -13,6 +13,7 @@ import httpx
 
 from perfgate.exceptions import TargetError
 from perfgate.probes.client import DriverClient
+from perfgate.probes.framing import header_value, parse_headers
 from perfgate.probes.limits import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_RESPONSE_BYTES,
@@ -23,7 +24,7 @@ from perfgate.probes.limits import (
 from perfgate.probes.requests import RequestSpec, RequestValues, renderer
 from perfgate.probes.servertiming import server_time_ms
 from perfgate.probes.transport import KeepAliveTransport, Prepared
-from perfgate.probes.wire import RawResponse, header_value, parse_headers
+from perfgate.probes.wire import RawResponse
 
 __all__ = [
     "EndpointRun",

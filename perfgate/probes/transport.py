@@ -39,8 +39,9 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from perfgate.probes.framing import parse_headers
 from perfgate.probes.limits import Slices, limit_of, too_large
-from perfgate.probes.wire import Deadlines, Failure, RawResponse, Wire, parse_headers
+from perfgate.probes.wire import Deadlines, Failure, RawResponse, Wire
 
 __all__ = [
     "ASGIApp",

@@ -14,26 +14,27 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+from perfgate.probes.framing import (
+    CHUNKED,
+    EOF,
+    HEAD,
+    HEAD_LIMIT,
+    LENGTH,
+    Malformed,
+    chunk_size,
+    parse_head,
+)
+
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
-    "HEAD_LIMIT",
     "Deadlines",
     "Failure",
     "Listener",
     "RawResponse",
     "Wire",
-    "header_value",
-    "parse_headers",
 ]
 
-# The longest response head, chunk-size line or trailer section a Wire accepts (h11 allows
-# 16 KiB by default; big cookies and CSP headers are why this is more). Also the most bytes
-# of interim (1xx) responses before the real one.
-HEAD_LIMIT = 64 * 1024
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # budgets.yaml's max_response_bytes default
-_HEAD, _LENGTH, _CHUNKED, _EOF = range(4)  # what a Wire is reading
-_HEX = b"0123456789abcdefABCDEF"
-_MAX_DIGITS = 18  # a Content-Length with more digits is over any limit a Wire takes
 
 
 # A NamedTuple rather than a frozen dataclass: it is built and unpacked once per request on the
@@ -56,10 +57,6 @@ class Failure(Exception):
         self.kind = kind  # "timeout", "lost", "malformed" or "too_large"
         self.detail = detail
         self.received = received  # any byte of the response had arrived
-
-
-class _Malformed(ValueError):
-    """A response that breaks HTTP/1.1 framing; ``str()`` says how."""
 
 
 class _TooLarge(Exception):
@@ -155,7 +152,7 @@ class Wire(asyncio.Protocol):
         self.want = 0  # how many pending bytes the next step needs
         self.until = b""  # or: the delimiter the next step needs, searched for from ``scan``
         self.scan = 0
-        self.state = _HEAD
+        self.state = HEAD
         self.received = False
         self.interim = 0  # bytes of interim (1xx) responses to this request
         self.status = 0
@@ -189,7 +186,7 @@ class Wire(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(listener, self.broken)
             return
         self.listener = listener
-        self.head_only, self.state, self.received, self.interim = head_only, _HEAD, False, 0
+        self.head_only, self.state, self.received, self.interim = head_only, HEAD, False, 0
         self.deadline = self.deadlines.watch(timeout) if timeout is not None else math.inf
         self.transport.write(payload)
 
@@ -223,7 +220,7 @@ class Wire(asyncio.Protocol):
             pending.clear()
         try:
             self._advance(data)
-        except _Malformed as exc:
+        except Malformed as exc:
             self._fail(Failure("malformed", str(exc), received=True))
         except _TooLarge as exc:
             self._fail(Failure("too_large", str(exc), received=True))
@@ -232,57 +229,57 @@ class Wire(asyncio.Protocol):
 
     def _advance(self, data: bytes) -> None:
         pos = 0
-        if self.state == _HEAD:
+        if self.state == HEAD:
             while True:
                 end = data.find(b"\r\n\r\n", pos)
                 if end < 0 or end - pos > HEAD_LIMIT:
                     if len(data) - pos > HEAD_LIMIT:
-                        raise _Malformed(_what_overran(self))
+                        raise Malformed(_what_overran(self))
                     return self._wait_for(data, pos, b"\r\n\r\n")
                 head = data[pos : end + 2]
                 pos = end + 4
-                status, framing, length, keep_alive = _parse_head(head)
+                status, framing, length, keep_alive = parse_head(head)
                 if not (100 <= status < 200 and status != 101):
                     break
                 self.interim += len(head)  # skip interim responses, but not without end
                 if self.interim > HEAD_LIMIT:
-                    raise _Malformed(f"more than {HEAD_LIMIT // 1024} KiB of 1xx responses")
+                    raise Malformed(f"more than {HEAD_LIMIT // 1024} KiB of 1xx responses")
             self.status, self.head, self.reusable = status, head, keep_alive
             if self.head_only or status in (204, 304) or status < 200:
                 self.reusable = keep_alive and status >= 200  # after a 101 it is not HTTP
                 return self._finish(b"", len(data) > pos)
-            if framing == _LENGTH:
+            if framing == LENGTH:
                 if length > self.limit:
                     raise _TooLarge(f"Content-Length {length}")
                 self.length = length
             else:
                 self.body = bytearray()
             self.state = framing
-        if self.state == _LENGTH:
+        if self.state == LENGTH:
             length = self.length
             if len(data) - pos < length:
                 return self._wait(data, pos, length)
             return self._finish(data[pos : pos + length], len(data) > pos + length)
         body = self.body
-        if self.state == _EOF:  # the body ends when the connection does
+        if self.state == EOF:  # the body ends when the connection does
             body += data[pos:] if pos else data
             if len(body) > self.limit:
                 raise _TooLarge("")
             return None
         limit = self.limit
-        while True:  # _CHUNKED
+        while True:  # CHUNKED
             eol = data.find(b"\r\n", pos)
             if eol < 0:
                 if len(data) - pos > HEAD_LIMIT:
-                    raise _Malformed(_what_overran(self))
+                    raise Malformed(_what_overran(self))
                 return self._wait_for(data, pos, b"\r\n")
-            size = _chunk_size(data[pos:eol])
+            size = chunk_size(data[pos:eol])
             if size == 0:
                 end = data.find(b"\r\n\r\n", eol)  # the end of the (usually empty) trailers
                 if end < 0:
                     if len(data) - eol > HEAD_LIMIT:
                         self.until = b"\r\n\r\n"
-                        raise _Malformed(_what_overran(self))
+                        raise Malformed(_what_overran(self))
                     return self._wait_for(data, pos, b"\r\n\r\n")
                 return self._finish(bytes(body), len(data) > end + 4)
             if size > limit - len(body):
@@ -292,7 +289,7 @@ class Wire(asyncio.Protocol):
             if len(data) < end + 2:
                 return self._wait(data, pos, end + 2 - pos)
             if data[end : end + 2] != b"\r\n":
-                raise _Malformed("chunk data not followed by CRLF")
+                raise Malformed("chunk data not followed by CRLF")
             body += data[start:end]
             pos = end + 2
 
@@ -312,7 +309,7 @@ class Wire(asyncio.Protocol):
         if extra:  # bytes past the response we asked for: the framing can no longer be trusted
             self.reusable = False
         if listener is not None:
-            listener(RawResponse(self.status, self.head, body, self.state == _CHUNKED))
+            listener(RawResponse(self.status, self.head, body, self.state == CHUNKED))
 
     def _fail(self, failure: Failure) -> None:
         self.reusable = False
@@ -331,7 +328,7 @@ class Wire(asyncio.Protocol):
             if self.broken is None:
                 self.broken = Failure("lost", detail)
             return
-        if self.state == _EOF:
+        if self.state == EOF:
             return self._finish(bytes(self.body), False)
         received = self.received or bool(self.pending)
         return self._fail(Failure("lost", detail, received=received))
@@ -339,19 +336,11 @@ class Wire(asyncio.Protocol):
 
 def _what_overran(wire: Wire) -> str:
     """What a Wire waited too long for the end of: a head, a chunk-size line or trailers."""
-    if wire.state == _HEAD:
+    if wire.state == HEAD:
         what = "response head"
     else:
         what = "trailers" if wire.until == b"\r\n\r\n" else "chunk-size line"
     return f"{what} longer than {HEAD_LIMIT // 1024} KiB"
-
-
-def _chunk_size(line: bytes) -> int:
-    """The size on a chunk-size line (hex digits, then maybe whitespace and ``;extensions``)."""
-    digits = line if line.isalnum() else line.split(b";", 1)[0].rstrip(b" \t")
-    if not digits or digits.strip(_HEX):
-        raise _Malformed(f"malformed chunk size {line[:40]!r}")
-    return int(digits, 16)
 
 
 def _settle(waiter: asyncio.Future[RawResponse], outcome: RawResponse | Failure) -> None:
@@ -361,94 +350,3 @@ def _settle(waiter: asyncio.Future[RawResponse], outcome: RawResponse | Failure)
         waiter.set_exception(outcome)
     else:
         waiter.set_result(outcome)
-
-
-def header_value(head: bytes, lowered: bytes, name: bytes) -> str | None:
-    """The value of header ``name`` (lower case) in a response head, repeats joined by ", ".
-
-    ``lowered`` is ``head.lower()``, passed in so that several look-ups share it. Scanning for
-    the few headers the driver reads is cheaper than splitting every header line.
-    """
-    if name not in lowered:
-        return None
-    needle = b"\n" + name + b":"
-    at = lowered.find(needle)
-    if at < 0:
-        return None
-    values = []
-    while at >= 0:
-        start = at + len(needle)
-        end = head.find(b"\r\n", start)
-        values.append(head[start:end].strip().decode("latin-1"))
-        at = lowered.find(needle, end)
-    return ", ".join(values)
-
-
-def _parse_head(head: bytes) -> tuple[int, int, int, bool]:
-    """Status, body framing (_LENGTH, _CHUNKED or _EOF), length and keep-alive of a head."""
-    if (
-        not head.startswith(b"HTTP/1.")
-        or head[8:9] != b" "
-        or not head[9:12].isdigit()
-        or head[12:13] not in (b" ", b"\r")
-        or head[9:10] == b"0"
-    ):
-        line = head[: head.find(b"\r")]
-        raise _Malformed(f"malformed status line {line[:40]!r}")
-    status = int(head[9:12])
-    lowered = head.lower()
-    framing, length, trusted = _EOF, 0, True
-    if b"\ntransfer-encoding:" in lowered:
-        encoding = header_value(head, lowered, b"transfer-encoding") or ""
-        if encoding.lower() != "chunked":  # as h11: no other transfer coding is decoded
-            raise _Malformed(f"unsupported Transfer-Encoding {encoding[:40]!r}")
-        framing = _CHUNKED
-        # With a Content-Length too, chunked wins (RFC 9112 6.3, as in h11), but it may be an
-        # attempt at response splitting: the connection is not trusted with another request.
-        trusted = b"\ncontent-length:" not in lowered
-    else:
-        at = lowered.find(b"\ncontent-length:")
-        if at >= 0:
-            end = head.index(b"\r", at)
-            value = head[at + 16 : end].strip()
-            if not value.isdigit() or lowered.find(b"\ncontent-length:", end) >= 0:
-                value = _content_length(header_value(head, lowered, b"content-length") or "")
-            if len(value) > _MAX_DIGITS:
-                value = value.lstrip(b"0") or b"0"
-            framing = _LENGTH
-            length = int(value) if len(value) <= _MAX_DIGITS else 1 << 63
-    keep_alive = head[7:8] != b"0"
-    if b"\nconnection:" in lowered:
-        connection = header_value(head, lowered, b"connection") or ""
-        tokens = {token.strip() for token in connection.lower().split(",")}
-        if "close" in tokens:
-            keep_alive = False
-        elif "keep-alive" in tokens:
-            keep_alive = True
-    return status, framing, length, keep_alive and trusted
-
-
-def _content_length(values: str) -> bytes:
-    """The one length that repeated Content-Length headers (or a list in one) agree on."""
-    found = {v.strip() for v in values.split(",")}
-    for value in found:
-        if not (value.isascii() and value.isdigit()):
-            raise _Malformed(f"malformed Content-Length {values[:40]!r}")
-    if len({v.lstrip("0") for v in found}) > 1:
-        raise _Malformed(f"conflicting Content-Length values {values[:40]!r}")
-    return found.pop().lstrip("0").encode() or b"0"
-
-
-def parse_headers(head: bytes) -> list[tuple[bytes, bytes]]:
-    """Every header of a ``RawResponse.head``, as httpx takes them."""
-    headers: list[tuple[bytes, bytes]] = []
-    for line in head[:-2].split(b"\r\n")[1:]:
-        if line[:1] in (b" ", b"\t") and headers:  # obsolete line folding
-            name, value = headers.pop()
-            headers.append((name, value + b" " + line.strip()))
-            continue
-        name, sep, value = line.partition(b":")
-        if not sep:
-            raise ValueError(f"header line without a colon: {line[:80]!r}")
-        headers.append((name, value.strip()))
-    return headers
