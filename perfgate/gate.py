@@ -11,14 +11,22 @@ JSON file and the baseline store get is already masked and clean.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from perfgate.budgets.model import Config, Endpoint, Query
-from perfgate.exceptions import PerfgateError
-from perfgate.probes.http import HttpLoad, HttpProbe
+from perfgate.budgets.model import DATABASE_BUDGET_KEYS, Config, Endpoint, Query
+from perfgate.exceptions import DatabaseError, PerfgateError
+from perfgate.probes.dbprofile import (
+    DatabaseReading,
+    explain_heaviest,
+    probe_requests,
+    watch_load,
+)
+from perfgate.probes.http import EndpointRun, HttpLoad, HttpProbe
 from perfgate.probes.postgres import PostgresProbe
+from perfgate.probes.statements import DatabaseWatch, StatementsUnavailable
 from perfgate.redact import Redactor
 from perfgate.system.resources import System
 from perfgate.verdict.endpoint import endpoint_error, endpoint_verdict
@@ -64,14 +72,71 @@ class Gate:
             )
             probe = HttpProbe(system.client, system.values)
             with system.watching_writes():
-                run = system.loop.run(probe.measure(load))
+                if system.attributing and endpoint.db_probes > 0:
+                    dsn = system.database(endpoint.name).dsn
+                    measured = self._with_statements(endpoint, probe, load, dsn)
+                    run, reading = system.loop.run(measured)
+                else:
+                    run, reading = system.loop.run(probe.measure(load)), None
+                    if DATABASE_BUDGET_KEYS & endpoint.budget.keys():
+                        reading = DatabaseReading(self._not_counted(endpoint))
         except PerfgateError as exc:
             error = endpoint_error(endpoint, str(exc), source=source)
             return self._outgoing(error, endpoint.headers)
+        defaults = self.config.defaults
         verdict = endpoint_verdict(
-            endpoint, run, confidence=self.config.defaults.confidence, source=source
+            endpoint,
+            run,
+            confidence=defaults.confidence,
+            source=source,
+            db=reading,
+            plan_rules=defaults.plan_rules,
+            seq_scan_min_pages=defaults.seq_scan_min_pages,
         )
         return self._outgoing(verdict, endpoint.headers)
+
+    def _not_counted(self, endpoint: Endpoint) -> str:
+        """Why an endpoint's statements are not read."""
+        if endpoint.db_probes == 0:
+            return "db_probes is 0"
+        if not self.config.database.enabled:
+            return "the budgets file has no database section"
+        return "only for a target perfgate starts (target.command or target.app)"
+
+    async def _with_statements(
+        self, endpoint: Endpoint, probe: HttpProbe, load: HttpLoad, dsn: str
+    ) -> tuple[EndpointRun, DatabaseReading]:
+        """The load run, with requests sent one at a time first and the statements of each."""
+        system = self.system
+        if system.statements_unavailable:
+            return await probe.measure(load), DatabaseReading(system.statements_unavailable)
+        try:
+            watch = await DatabaseWatch.open(dsn)
+        except StatementsUnavailable as exc:
+            system.statements_unavailable = str(exc)
+            return await probe.measure(load), DatabaseReading(str(exc))
+        try:
+            started = time.perf_counter()
+            try:
+                async with probe.one_at_a_time(load, self.config.target.ready) as send:
+                    probes = await probe_requests(watch, send, endpoint.db_probes)
+            except DatabaseError as exc:  # the endpoint is measured all the same
+                return await probe.measure(load), DatabaseReading(str(exc))
+            probing_s = time.perf_counter() - started
+            run, totals = await watch_load(
+                watch, probe.measure(load), lambda r: r.warmup + len(r.samples)
+            )
+            if isinstance(totals, str):
+                return run, DatabaseReading(totals)
+            started = time.perf_counter()
+            try:
+                plans, pages = await explain_heaviest(watch, totals)
+            except DatabaseError:  # the counts stand without the plans
+                plans, pages = {}, {}
+            probing_s += time.perf_counter() - started
+        finally:
+            await watch.close()
+        return run, DatabaseReading("", probes, totals, plans, pages, probing_s)
 
     def run_query(self, query: Query, source: str | None = None) -> Verdict:
         """Measure one query on the scratch database and hold it, and its plan, to the budget."""

@@ -301,3 +301,47 @@ def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert excinfo.value.code == 0
     assert capsys.readouterr().out.startswith("perfgate ")
+
+
+def test_statement_counting_keys_are_read_inherited_and_checked() -> None:
+    config = parse_config(
+        textwrap.dedent(
+            """
+            version: 1
+            target: {base_url: "http://127.0.0.1:9"}
+            defaults: {db_probes: 0, n_plus_one: error, n_plus_one_repeats: 3}
+            endpoints:
+              a: GET /a
+              b:
+                request: GET /b
+                db_probes: 7
+                n_plus_one: off
+                budget: {max_queries_per_request: 21, max_db_ms_per_request: 5ms,
+                         min_db_cache_hit_ratio: 99%, max_connections_ratio: 80%}
+            """
+        ),
+        Path("budgets.yaml"),
+        {},
+    )
+    a, b = config.endpoints
+    assert (a.db_probes, a.n_plus_one, a.n_plus_one_repeats) == (0, "error", 3)
+    assert (b.db_probes, b.n_plus_one, b.n_plus_one_repeats) == (7, "off", 3)
+    assert b.budget == {
+        "max_queries_per_request": 21.0,
+        "max_db_ms_per_request": 5.0,
+        "min_db_cache_hit_ratio": 0.99,
+        "max_connections_ratio": 0.8,
+    }
+    errors = errors_of(
+        """
+        version: 1
+        target: {base_url: "http://127.0.0.1:9"}
+        defaults: {n_plus_one: loud, n_plus_one_repeats: 1, db_probes: 101}
+        endpoints:
+          a: {request: GET /a, budget: {max_queries_per_request: many}}
+        """
+    )
+    assert "defaults.n_plus_one: expected one of warning, error, off, got 'loud'" in errors
+    assert "defaults.n_plus_one_repeats: expected a whole number >= 2, got 1" in errors
+    assert "defaults.db_probes: expected a whole number from 0 to 100, got 101" in errors
+    assert "endpoints.a.budget.max_queries_per_request:" in errors

@@ -12,7 +12,7 @@ from perfgate.budgets.checks import (
     header_value_problem,
     nul_problem,
 )
-from perfgate.budgets.model import REGRESSION_METRICS, RegressionPolicy
+from perfgate.budgets.model import REGRESSION_METRICS, RULE_LEVELS, RegressionPolicy
 from perfgate.budgets.units import format_ms, parse_duration_ms, parse_ratio, parse_size_bytes
 from perfgate.budgets.yamlsource import Path_, Source, describe
 
@@ -27,6 +27,8 @@ MAX_COUNTS = {
     "runs": 10_000,
     "max_rounds": 10,
     "seq_scan_min_pages": 2**31 - 1,  # PostgreSQL counts pages in a 32-bit integer
+    "db_probes": 100,  # each one a request sent alone, with readings around it
+    "n_plus_one_repeats": 1_000_000,
 }
 
 
@@ -179,3 +181,15 @@ def read_limit(src: Source, kind: str, value: Any, path: Path_) -> float | None:
         src.error(path, f"a limit of 0 can never be met; expected a positive value, got {value!r}")
         return None
     return parsed
+
+
+def read_level(src: Source, value: Any, path: Path_, fallback: str) -> str:
+    """A rule's level: warning, error or off (a bare YAML 1.1 ``off`` arrives as false)."""
+    if value is False:
+        value = "off"
+    text = None if isinstance(value, bool) else src.string(value, path)
+    if text not in RULE_LEVELS:
+        got = describe(value) if text is None else repr(text)
+        src.error(path, f"expected one of {', '.join(RULE_LEVELS)}, got {got}")
+        return fallback
+    return text

@@ -28,9 +28,28 @@ ENDPOINT_BUDGET_KEYS: dict[str, str] = {
     "cache_hit_ratio": "ratio",
     "min_throughput_rps": "number",
     "max_bytes": "size",
+    # What each request does to the database (pg_stat_statements; perfgate/verdict/database.py)
+    "max_queries_per_request": "count",
+    "max_rows_per_request": "count",
+    "max_buffers_per_request": "count",
+    "max_db_ms_per_request": "duration",
+    "max_statement_mean_ms": "duration",
+    "min_db_cache_hit_ratio": "ratio",
+    "max_connections_ratio": "ratio",
 }
+DATABASE_BUDGET_KEYS = frozenset(
+    {
+        "max_queries_per_request",
+        "max_rows_per_request",
+        "max_buffers_per_request",
+        "max_db_ms_per_request",
+        "max_statement_mean_ms",
+        "min_db_cache_hit_ratio",
+        "max_connections_ratio",
+    }
+)
 # Budgets are upper limits except these, which are lower limits.
-LOWER_LIMITS = frozenset({"cache_hit_ratio", "min_throughput_rps"})
+LOWER_LIMITS = frozenset({"cache_hit_ratio", "min_throughput_rps", "min_db_cache_hit_ratio"})
 
 QUERY_BUDGET_KEYS: dict[str, str] = {
     "execution_ms": "duration",
@@ -132,6 +151,9 @@ class Defaults:
     )
     seq_scan_min_pages: int = 8
     regression: RegressionPolicy = field(default_factory=RegressionPolicy)
+    db_probes: int = 5  # requests sent one at a time to count their statements (0: none)
+    n_plus_one: str = "warning"  # the N+1 finding's level: warning, error or off
+    n_plus_one_repeats: int = 5  # one statement this many times in one request is an N+1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +168,9 @@ class Endpoint(Request):
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     budget: Mapping[str, float] = field(default_factory=dict)
     regression: RegressionPolicy = field(default_factory=RegressionPolicy)
+    db_probes: int = 5
+    n_plus_one: str = "warning"
+    n_plus_one_repeats: int = 5
     line: int | None = None
 
 

@@ -27,13 +27,13 @@ from perfgate.budgets.fields import (
     read_count,
     read_env,
     read_headers,
+    read_level,
     read_positive_ms,
     read_positive_size,
     read_regression,
 )
 from perfgate.budgets.model import (
     PLAN_RULES,
-    RULE_LEVELS,
     SCHEMA_VERSION,
     Config,
     Database,
@@ -76,6 +76,9 @@ DEFAULT_KEYS = (
     "plan_rules",
     "seq_scan_min_pages",
     "regression",
+    "db_probes",
+    "n_plus_one",
+    "n_plus_one_repeats",
 )
 
 
@@ -199,28 +202,23 @@ def _defaults(src: Source, value: Any) -> Defaults:
     raw = src.mapping(value, path, DEFAULT_KEYS)
     d = Defaults()
     ints = {
-        k: read_count(src, raw[k], (*path, k), 0 if k in ("warmup", "seq_scan_min_pages") else 1)
-        for k in ("requests", "concurrency", "warmup", "runs", "seq_scan_min_pages")
+        k: read_count(
+            src, raw[k], (*path, k), 0 if k in ("warmup", "seq_scan_min_pages", "db_probes") else 1
+        )
+        for k in ("requests", "concurrency", "warmup", "runs", "seq_scan_min_pages", "db_probes")
         if k in raw
     }
+    repeats = (
+        read_count(src, raw["n_plus_one_repeats"], (*path, "n_plus_one_repeats"), 2)
+        if "n_plus_one_repeats" in raw
+        else None
+    )
     rules = dict(d.plan_rules)
     if "plan_rules" in raw:
         for rule, level in src.mapping(
             raw["plan_rules"], (*path, "plan_rules"), PLAN_RULES
         ).items():
-            if level is False:
-                level = "off"  # YAML 1.1 reads a bare off (or no, false) as false
-            text = (
-                None if isinstance(level, bool) else src.string(level, (*path, "plan_rules", rule))
-            )
-            if text not in RULE_LEVELS:
-                got = describe(level) if text is None else repr(text)
-                src.error(
-                    (*path, "plan_rules", rule),
-                    f"expected one of {', '.join(RULE_LEVELS)}, got {got}",
-                )
-            else:
-                rules[rule] = text
+            rules[rule] = read_level(src, level, (*path, "plan_rules", rule), rules[rule])
     return Defaults(
         requests=ints.get("requests") or d.requests,
         concurrency=ints.get("concurrency") or d.concurrency,
@@ -241,6 +239,11 @@ def _defaults(src: Source, value: Any) -> Defaults:
         if ints.get("seq_scan_min_pages") is None
         else int(ints["seq_scan_min_pages"] or 0),
         regression=read_regression(src, raw.get("regression"), (*path, "regression"), d.regression),
+        db_probes=d.db_probes if ints.get("db_probes") is None else int(ints["db_probes"] or 0),
+        n_plus_one=read_level(src, raw["n_plus_one"], (*path, "n_plus_one"), d.n_plus_one)
+        if "n_plus_one" in raw
+        else d.n_plus_one,
+        n_plus_one_repeats=repeats or d.n_plus_one_repeats,
     )
 
 

@@ -10,6 +10,7 @@ from perfgate.budgets.checks import nul_problem, request_path_problem, sql_file_
 from perfgate.budgets.fields import (
     read_count,
     read_headers,
+    read_level,
     read_limit,
     read_positive_ms,
     read_positive_size,
@@ -46,6 +47,9 @@ ENDPOINT_KEYS = (
     "max_response_bytes",
     "budget",
     "regression",
+    "db_probes",
+    "n_plus_one",
+    "n_plus_one_repeats",
 )
 LOGIN_KEYS = ("request", "headers", "json", "body", "expect_status")
 QUERY_KEYS = (
@@ -151,10 +155,15 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
         if parsed is not None:
             budget[key] = parsed
     counts = {
-        k: read_count(src, raw[k], (*path, k), 0 if k == "warmup" else 1)
-        for k in ("requests", "concurrency", "warmup")
+        k: read_count(src, raw[k], (*path, k), {"warmup": 0, "db_probes": 0}.get(k, 1))
+        for k in ("requests", "concurrency", "warmup", "db_probes")
         if k in raw
     }
+    repeats = (
+        read_count(src, raw["n_plus_one_repeats"], (*path, "n_plus_one_repeats"), 2)
+        if "n_plus_one_repeats" in raw
+        else None
+    )
     return Endpoint(
         name=name,
         method=request.method,
@@ -172,6 +181,11 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
         ),
         budget=budget,
         regression=read_regression(src, raw.get("regression"), (*path, "regression"), d.regression),
+        db_probes=d.db_probes if counts.get("db_probes") is None else int(counts["db_probes"] or 0),
+        n_plus_one=read_level(src, raw["n_plus_one"], (*path, "n_plus_one"), d.n_plus_one)
+        if "n_plus_one" in raw
+        else d.n_plus_one,
+        n_plus_one_repeats=repeats or d.n_plus_one_repeats,
         line=src.lines.get(path),
     )
 

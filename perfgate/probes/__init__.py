@@ -5,6 +5,9 @@ defined beside the probe, which ``perfgate.verdict`` turns into a verdict.
 
 http.py         HttpProbe: an endpoint driven at a fixed concurrency (EndpointRun)
 postgres.py     PostgresProbe: a query's EXPLAIN (ANALYZE, BUFFERS) runs (QueryMeasurement)
+statements.py   pg_stat_statements of the scratch database, read around requests
+dbprofile.py    an endpoint's statements: requests sent one at a time, and the load run's
+statementplan.py a pg_stat_statements text's generic plan, planned and never run
 requests.py     what the driver sends: a request, and {seq}/{uuid} new for every request
 client.py       the httpx client the driver sends through (make_client)
 transport.py    the keep-alive HTTP/1.1 transport under it

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -333,6 +333,33 @@ class HttpProbe:
     ) -> None:
         self._client = client
         self._values = values
+
+    @contextlib.asynccontextmanager
+    async def one_at_a_time(
+        self, load: HttpLoad, first: str | None = None
+    ) -> AsyncIterator[Callable[[], Awaitable[RequestSample]]]:
+        """A sender of single requests (each one's sample), on one connection; ``GET first``
+        is sent before, its answer read and ignored (it opens what the app opens lazily)."""
+        async with self._client(load.timeout_s, 1) as client:
+            if first is not None:
+                with contextlib.suppress(httpx.HTTPError, OSError, ResponseTooLarge):
+                    response = await client.send(client.build_request("GET", first), stream=True)
+                    await read_bounded(response, load.max_response_bytes, keep=0)
+
+            async def send() -> RequestSample:
+                run = await drive(
+                    client,
+                    load.request,
+                    requests=1,
+                    concurrency=1,
+                    warmup=0,
+                    expect_status=load.expect_status,
+                    values=self._values,
+                    max_response_bytes=load.max_response_bytes,
+                )
+                return run.samples[0]
+
+            yield send
 
     async def measure(self, load: HttpLoad) -> EndpointRun:
         async with self._client(load.timeout_s, load.concurrency) as client:

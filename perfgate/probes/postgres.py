@@ -51,7 +51,7 @@ _SETTINGS_SQL = (
     "SELECT name, current_setting(name) FROM pg_settings "
     "WHERE name = ANY($1::text[]) OR name LIKE 'enable\\_%' ORDER BY name"
 )
-_PAGES_SQL = (
+PAGES_SQL = (
     "SELECT c.relname, greatest(c.relpages, pg_relation_size(c.oid) "
     "/ current_setting('block_size')::bigint)::bigint "
     "FROM pg_class c WHERE c.relname = ANY($1::text[]) AND c.relkind IN ('r', 'm', 't') "
@@ -135,7 +135,7 @@ async def measure_query(conn: asyncpg.Connection, query: Query) -> QueryMeasurem
             )
         await _vacuum_modified(conn, plans[-1])
         relations = sorted({n.relation for n in plans[-1].nodes() if n.relation})
-        pages = {str(r[0]): int(r[1]) for r in await conn.fetch(_PAGES_SQL, relations)}
+        pages = {str(r[0]): int(r[1]) for r in await conn.fetch(PAGES_SQL, relations)}
     except _CONNECTION_ERRORS as exc:
         raise QueryError(f"query {query.name!r}: database connection failed: {exc}") from exc
     except asyncpg.PostgresError as exc:

@@ -13,6 +13,7 @@ from typing import TypeVar
 from perfgate.exceptions import PerfgateError
 from perfgate.redact import Redactor
 from perfgate.verdict.details import RoundsMode
+from perfgate.verdict.endpoint import BUDGET_METRIC
 from perfgate.verdict.model import GateReport, Verdict
 from perfgate.verdict.values import (
     Check,
@@ -54,6 +55,20 @@ _SHORT_NAMES = {
     "max_bytes": "max size",
     "mean_bytes": "mean size",
     "temp_blocks": "temp blocks",
+    "queries_per_request": "queries",
+    "max_queries_per_request": "queries",
+    "rows_per_request": "rows/req",
+    "max_rows_per_request": "rows/req",
+    "buffers_per_request": "buffers/req",
+    "max_buffers_per_request": "buffers/req",
+    "db_ms_per_request": "db/req",
+    "max_db_ms_per_request": "db/req",
+    "statement_mean_ms": "stmt mean",
+    "max_statement_mean_ms": "stmt mean",
+    "db_cache_hit_ratio": "db cache hit",
+    "min_db_cache_hit_ratio": "db cache hit",
+    "connections_peak_ratio": "connections",
+    "max_connections_ratio": "connections",
 }
 _NUMBER_AND_UNIT = re.compile(r"^([+-]?[0-9][0-9,]*(?:\.[0-9]+)?)(.*)$")
 
@@ -164,8 +179,12 @@ def limit_text(check: Check, ascii_only: bool = False) -> str:
 
 
 def check_for(result: Verdict, metric: str) -> Check | None:
-    """The budget check on this metric, if the item has one."""
-    return next((c for c in result.checks if c.metric == metric), None)
+    """The budget check on this metric, if the item has one (``max_queries_per_request`` is
+    the check on ``queries_per_request``)."""
+    return next(
+        (c for c in result.checks if c.metric == metric or BUDGET_METRIC.get(c.metric) == metric),
+        None,
+    )
 
 
 def headline_parts(report: GateReport) -> tuple[list[str], list[str]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 from perfgate.exceptions import PerfgateError
+from perfgate.plan import render_tree
 from perfgate.report.cells import (
     ERROR_VERDICT,
     FAIL,
@@ -36,6 +37,7 @@ from perfgate.report.cells import (
     verdict,
 )
 from perfgate.report.escape import clip, fence, md
+from perfgate.verdict.database import DatabaseDetails
 from perfgate.verdict.details import EndpointDetails, QueryDetails
 from perfgate.verdict.model import GateReport, Verdict
 from perfgate.verdict.values import Comparison, Metric, Outcome, Status, format_value
@@ -136,8 +138,30 @@ def _environment() -> jinja2.Environment:
         change=change_text,
         threshold=threshold_text,
         compared=compared_cell,
+        by_cache=queries_by_cache,
+        share=lambda s, db: f"{s.load_ms / db.load_ms:.0%}" if db.load_ms > 0 else "—",
+        ms=lambda v: "—" if math.isnan(v) else format_value(v, "ms"),
+        tree=render_tree,
     )
     return env
+
+
+def queries_by_cache(db: DatabaseDetails) -> str:
+    """'61 queries on MISS, 1 on HIT', or '2 queries' when no cache state tells them apart."""
+
+    def span(values: tuple[int, ...]) -> str:
+        low, high = values[0], values[-1]
+        return f"{low:,}" if low == high else f"{low:,}–{high:,}"
+
+    groups = db.by_cache()
+    if len(groups) == 1:
+        only = next(iter(groups.values()))
+        return f"{span(only)} {'query' if only == (1,) else 'queries'}"
+    ranked = sorted(groups.items(), key=lambda kv: (-kv[1][-1], kv[0]))
+    parts = [f"{span(v)} on {k or 'no x-cache'}" for k, v in ranked]
+    head, _, where = parts[0].partition(" on ")
+    noun = "query" if head == "1" else "queries"
+    return ", ".join([f"{head} {noun} on {where}", *parts[1:]])
 
 
 def _context(report: GateReport) -> dict[str, object]:
@@ -154,18 +178,27 @@ def _context(report: GateReport) -> dict[str, object]:
         "headline_icon": icon,
         "headline": md(" · ".join([", ".join(items), *outcomes])),
         "endpoints": [r for r in report.results if r.kind == "endpoint"],
+        "counted": any("queries_per_request" in r.metrics for r in report.results),
         "queries": [r for r in report.results if r.kind == "query"],
         "attention": needs_look,
         "passing": [
             r
             for r in report.results
             if r not in needs_look
-            and (r.comparisons or (isinstance(r.details, QueryDetails) and r.details.findings))
+            and (
+                r.comparisons
+                or (isinstance(r.details, (QueryDetails, EndpointDetails)) and r.details.findings)
+                or _has_statements(r)
+            )
         ],
         "confidence": _confidence(report),
         "marginal": any(verdict(r) == MARGINAL for r in report.results),
         "environment": environment_rows(report.environment),
     }
+
+
+def _has_statements(r: Verdict) -> bool:
+    return isinstance(r.details, EndpointDetails) and r.details.database is not None
 
 
 def metric_cell(result: Verdict, name: str) -> str:

@@ -30,7 +30,14 @@ from perfgate.verdict.model import BaselineInfo, GateReport, Verdict
 from perfgate.verdict.values import Check, Outcome
 
 # (metric, with interval): what each kind's table shows, in column order.
-ENDPOINT_COLUMNS = (("p50_ms", False), ("p95_ms", True), ("p99_ms", True), ("error_rate", False))
+ENDPOINT_COLUMNS = (
+    ("p50_ms", False),
+    ("p95_ms", True),
+    ("p99_ms", True),
+    ("error_rate", False),
+    ("queries_per_request", False),
+)
+_OPTIONAL = frozenset({"queries_per_request"})
 QUERY_COLUMNS = (("execution_ms", True), ("buffers", False), ("rows", False))
 _GAP = "  "
 _MIN_NAME = 12
@@ -52,10 +59,16 @@ def render_terminal(
     lines: list[str] = []
     for kind, columns in (("endpoint", ENDPOINT_COLUMNS), ("query", QUERY_COLUMNS)):
         results = [r for r in report.results if r.kind == kind]
+        # A column only some runs have (statements per request) only when one result has it.
+        shown = tuple(
+            (m, iv)
+            for m, iv in columns
+            if m not in _OPTIONAL or any(m in r.metrics for r in results)
+        )
         if results:
             if lines:
                 lines.append("")
-            lines += _table(kind, columns, results, width)
+            lines += _table(kind, shown, results, width)
     if not report.results:
         lines.append("no endpoints or queries were gated")
     problems = _problem_lines(report, width)
@@ -158,9 +171,13 @@ def _problem_lines(report: GateReport, width: int) -> list[str]:
         if isinstance(r.details, EndpointDetails):
             for seen in r.details.error_summary:
                 lines += _problem("ERRORS", r.name, seen, width)
-        if isinstance(r.details, QueryDetails):
+        if isinstance(r.details, (EndpointDetails, QueryDetails)):
             for finding in r.details.findings:
-                if finding.severity == "warning":
+                if finding.severity != "warning":
+                    continue
+                if finding.rule == "n-plus-one":
+                    lines += _problem("N+1", r.name, finding.message.removeprefix("N+1: "), width)
+                else:
                     lines += _problem("PLAN", r.name, f"{finding.rule}: {finding.message}", width)
     return lines
 

@@ -31,6 +31,7 @@ import asyncpg
 
 from perfgate.budgets.model import SetupCommand, SetupStep, SqlFile
 from perfgate.exceptions import DatabaseError, PerfgateError
+from perfgate.probes.statements import FIX as STATEMENTS_FIX
 from perfgate.redact import redact_dsn
 from perfgate.system import ledger
 from perfgate.system.launch import program_environment, run_to_completion, split_command
@@ -254,6 +255,22 @@ class ScratchDatabase:
             return int(size), int(version)
         finally:
             await conn.close()
+
+    def enable_statements(self) -> str:
+        """Install pg_stat_statements in this database; why not, or "" when it is there."""
+
+        async def install() -> str:
+            conn = await asyncpg.connect(self.dsn, timeout=15)
+            try:
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            except asyncpg.PostgresError as exc:
+                why = str(exc).strip().split("\n", 1)[0]
+                return f"CREATE EXTENSION pg_stat_statements failed ({why}); {STATEMENTS_FIX}"
+            finally:
+                await conn.close()
+            return ""
+
+        return _run(install)
 
     def describe(self) -> str:
         """'the embedded PostgreSQL 18.6' or 'PostgreSQL 15.20 at 127.0.0.1:5432'."""

@@ -60,6 +60,7 @@ class System:
     _login: LoginAnswer | None = None
     _handed: set[str] = field(default_factory=set)  # login values sent: secrets
     _dirty: bool = False  # an endpoint wrote to the database since it was last restored
+    statements_unavailable: str = ""  # why pg_stat_statements cannot be read (said once)
 
     # -- the database ------------------------------------------------------------------------
 
@@ -67,6 +68,15 @@ class System:
     def isolating(self) -> bool:
         """Whether each item starts from the database as setup left it (a target uses it)."""
         return self.config.database.isolate and self.config.target.kind in ("command", "app")
+
+    @property
+    def attributing(self) -> bool:
+        """Whether endpoints' statements can be read: the target uses the scratch database."""
+        return (
+            self.config.database.enabled
+            and self.config.target.kind in ("command", "app")
+            and any(e.db_probes > 0 for e in self.config.endpoints)
+        )
 
     def database(self, item: str = "the first item") -> ScratchDatabase:
         """The scratch database, created (and set up) on first use (for ``item``)."""
@@ -78,6 +88,9 @@ class System:
                 database = ScratchDatabase.create(
                     self._server, self.config.database.setup, environ=self.environ
                 )
+                if self.attributing:
+                    # Before the pristine copy, so every restore has it too.
+                    self.statements_unavailable = database.enable_statements()
                 if self.isolating:
                     database.keep_pristine()
             except PerfgateError as exc:
@@ -265,6 +278,8 @@ class System:
         if self._database is None:
             return []
         out = [f"database: {self._database.describe()}", *self._database.notes]
+        if self.statements_unavailable:
+            out.append(f"statements per request were not read: {self.statements_unavailable}")
         if self._database.restores:
             db = self._database
             out.append(

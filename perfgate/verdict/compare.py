@@ -23,7 +23,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 from perfgate.budgets.model import RegressionPolicy
-from perfgate.verdict.details import QueryDetails
+from perfgate.verdict.database import DatabaseDetails, name_statement_changes
+from perfgate.verdict.details import EndpointDetails, QueryDetails
 from perfgate.verdict.environment import ENVIRONMENT_KEYS, environment_differences
 from perfgate.verdict.exact import (
     DEFAULT_TOLERANCES,
@@ -116,11 +117,23 @@ def compare_results(
         if b is None or c is None or math.isnan(b.value) or math.isnan(c.value):
             continue
         out.append(compare_exact(metric, b, c, allowed[metric]))
+    databases = _database_details(baseline, current)
+    if databases is not None:
+        out = [
+            name_statement_changes(c, *databases) if c.metric == "queries_per_request" else c
+            for c in out
+        ]
     if queries is not None:
         plan = compare_plans(*queries)
         if plan is not None:
             out.append(plan)
     return tuple(out)
+
+
+def _database_details(a: Verdict, b: Verdict) -> tuple[DatabaseDetails, DatabaseDetails] | None:
+    da = a.details.database if isinstance(a.details, EndpointDetails) else None
+    db = b.details.database if isinstance(b.details, EndpointDetails) else None
+    return (da, db) if da is not None and db is not None else None
 
 
 def _query_details(a: Verdict, b: Verdict) -> tuple[QueryDetails, QueryDetails] | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from perfgate.exceptions import PlanError
 from perfgate.plan import Finding, NodeChange, Plan, render_tree
+from perfgate.verdict.database import DatabaseDetails
 from perfgate.verdict.values import Kind, Text, number
 
 __all__ = [
@@ -35,6 +36,8 @@ class EndpointDetails:
     concurrency: int
     warmup: int
     error_summary: tuple[str, ...] = ()  # 'HTTP 403 ×300: {"detail":"Not authenticated"}'
+    database: DatabaseDetails | None = None  # the statements it caused, when they were read
+    findings: tuple[Finding, ...] = ()  # N+1, and plan rules on its statements' plans
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,15 +45,20 @@ class EndpointDetails:
             "concurrency": self.concurrency,
             "warmup": self.warmup,
             "error_summary": list(self.error_summary),
+            "database": self.database.to_json() if self.database is not None else None,
+            "findings": [finding_to_json(f) for f in self.findings],
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EndpointDetails:
+        database = data.get("database")
         return cls(
             requests=int(number(data.get("requests", 0)) or 0),
             concurrency=int(number(data.get("concurrency", 0)) or 0),
             warmup=int(number(data.get("warmup", 0)) or 0),
             error_summary=tuple(str(e) for e in data.get("error_summary") or ()),
+            database=DatabaseDetails.from_json(database) if isinstance(database, Mapping) else None,
+            findings=tuple(finding_from_json(f) for f in data.get("findings") or ()),
         )
 
 

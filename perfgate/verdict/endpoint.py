@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 
-from perfgate.budgets.model import LOWER_LIMITS, Endpoint
+from perfgate.budgets.model import (
+    DATABASE_BUDGET_KEYS,
+    ENDPOINT_BUDGET_KEYS,
+    LOWER_LIMITS,
+    Endpoint,
+)
 from perfgate.budgets.units import format_confidence
+from perfgate.plan import Finding, Plan, analyze
+from perfgate.probes.dbprofile import DatabaseReading
 from perfgate.probes.http import EndpointRun
 from perfgate.stats import (
     mean_estimate,
@@ -16,10 +24,21 @@ from perfgate.stats import (
     quantile_order_statistics,
     rate_estimate,
 )
+from perfgate.verdict.database import (
+    DatabaseDetails,
+    database_details,
+    database_metrics,
+    n_plus_one,
+    short,
+)
 from perfgate.verdict.details import EndpointDetails
 from perfgate.verdict.model import Verdict, bounded, decide
 from perfgate.verdict.values import Check, Kind, Metric, Status, check_limit
 
+_UNITS = {
+    key: {"duration": "ms", "count": "count", "ratio": "ratio", "size": "bytes"}.get(kind, "rps")
+    for key, kind in ENDPOINT_BUDGET_KEYS.items()
+}
 QUANTILES = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0.99}
 NOTHING = Metric(math.nan, "ms")
 
@@ -78,7 +97,16 @@ def endpoint_metrics(run: EndpointRun, confidence: float = 0.95) -> dict[str, Me
 
 
 # Which metric a budget key is held against, and what to say when it was never measured.
-_BUDGET_METRIC = {"min_throughput_rps": "throughput_rps"}
+BUDGET_METRIC = {
+    "min_throughput_rps": "throughput_rps",
+    "max_queries_per_request": "queries_per_request",
+    "max_rows_per_request": "rows_per_request",
+    "max_buffers_per_request": "buffers_per_request",
+    "max_db_ms_per_request": "db_ms_per_request",
+    "max_statement_mean_ms": "statement_mean_ms",
+    "min_db_cache_hit_ratio": "db_cache_hit_ratio",
+    "max_connections_ratio": "connections_peak_ratio",
+}
 _ABSENT = {
     "cache_hit_ratio": "no response carried an x-cache header",
     "server_p95_ms": "no response carried Server-Timing or x-response-time",
@@ -86,18 +114,35 @@ _ABSENT = {
 
 
 def endpoint_checks(
-    metrics: Mapping[str, Metric], budget: Mapping[str, float], confidence: float = 0.95
+    metrics: Mapping[str, Metric],
+    budget: Mapping[str, float],
+    confidence: float = 0.95,
+    *,
+    no_statements: str = "",
 ) -> tuple[Check, ...]:
-    """One check per budget key, in the order the budget lists them."""
+    """One check per budget key, in the order the budget lists them; ``no_statements`` says
+    why a database budget has nothing to hold."""
     checks = []
     n = int(metrics["requests"].value) if "requests" in metrics else 0
     for key, limit in budget.items():
-        metric = metrics.get(_BUDGET_METRIC.get(key, key), NOTHING)
+        metric = metrics.get(BUDGET_METRIC.get(key, key)) or Metric(math.nan, _UNITS[key])
         note = _ABSENT.get(key, "") if math.isnan(metric.value) else ""
+        if math.isnan(metric.value) and key in DATABASE_BUDGET_KEYS:
+            note = _no_statements(key, no_statements)
         if not note and key in QUANTILES and not metric.has_interval:
             note = _no_interval(key, n, confidence)
         checks.append(check_limit(key, limit, metric, upper=key not in LOWER_LIMITS, note=note))
     return tuple(checks)
+
+
+def _no_statements(key: str, why: str) -> str:
+    if why:
+        return f"statements per request were not read: {why}"
+    if key == "min_db_cache_hit_ratio":
+        return "the endpoint's statements touched no shared buffers"
+    if key == "max_statement_mean_ms":
+        return "the endpoint ran no statement during the load run"
+    return "no requests were sent one at a time (db_probes: 0)"
 
 
 def _no_interval(key: str, n: int, confidence: float) -> str:
@@ -145,11 +190,25 @@ def endpoint_verdict(
     *,
     confidence: float,
     source: str | None,
+    db: DatabaseReading | None = None,
+    plan_rules: Mapping[str, str] | None = None,
+    seq_scan_min_pages: int = 8,
 ) -> Verdict:
-    """The endpoint's metrics and budget checks (the gate masks secrets in its texts)."""
+    """The endpoint's metrics, what it did to the database, and its budget checks (the gate
+    masks secrets in its texts)."""
     metrics = endpoint_metrics(run, confidence)
-    checks = endpoint_checks(metrics, endpoint.budget, confidence)
-    failures = every_request_failed(run, endpoint)
+    database: DatabaseDetails | None = None
+    findings: tuple[Finding, ...] = ()
+    if db is not None:
+        metrics.update(database_metrics(db.probes, db.load, confidence))
+        database, findings = statements_seen(endpoint, db, plan_rules, seq_scan_min_pages)
+    why = db.unavailable if db is not None else ""
+    checks = endpoint_checks(metrics, endpoint.budget, confidence, no_statements=why)
+    failures = every_request_failed(run, endpoint) + tuple(
+        f"{f.message}" if f.rule == "n-plus-one" else f"plan of a statement: {f.message}"
+        for f in findings
+        if f.severity == "error"
+    )
     return Verdict(
         name=endpoint.name,
         kind=Kind.ENDPOINT,
@@ -164,6 +223,8 @@ def endpoint_verdict(
             concurrency=endpoint.concurrency,
             warmup=endpoint.warmup,
             error_summary=error_summary(run),
+            database=database,
+            findings=findings,
         ),
         samples={
             "latency_ms": bounded(
@@ -172,6 +233,38 @@ def endpoint_verdict(
             "server_ms": bounded([s.server_ms for s in run.samples if s.server_ms is not None]),
         },
     )
+
+
+def statements_seen(
+    endpoint: Endpoint,
+    db: DatabaseReading,
+    plan_rules: Mapping[str, str] | None,
+    seq_scan_min_pages: int,
+) -> tuple[DatabaseDetails, tuple[Finding, ...]]:
+    """The endpoint's statements with their plans, and the N+1 and plan findings on them."""
+    if db.unavailable:
+        return DatabaseDetails(unavailable=db.unavailable), ()
+    details = database_details(db.probes, db.load)
+    findings: list[Finding] = []
+    if endpoint.n_plus_one != "off":
+        findings += n_plus_one(db.probes, endpoint.n_plus_one_repeats, endpoint.n_plus_one)
+    rows = []
+    for row in details.statements:
+        plan = db.plans.get(row.text)
+        if isinstance(plan, Plan):
+            row = replace(row, plan=plan)
+            for f in analyze(
+                plan,
+                relation_pages=db.relation_pages,
+                rules=plan_rules,
+                seq_scan_min_pages=seq_scan_min_pages,
+            ):
+                findings.append(replace(f, message=f"{f.message} (in {short(row.text, 60)})"))
+        elif isinstance(plan, str):
+            row = replace(row, plan_note=plan)
+        rows.append(row)
+    details = replace(details, statements=tuple(rows), probe_seconds=db.probing_s)
+    return details, tuple(findings)
 
 
 def every_request_failed(run: EndpointRun, endpoint: Endpoint) -> tuple[str, ...]:

@@ -25,13 +25,18 @@ __all__ = [
 # Which metrics compare exactly-or-within-tolerance, and the default tolerance of each.
 # Response bytes: 5%, because JSON bodies carry timestamps and ids whose widths vary. Buffers:
 # 10%, because hint bits and visibility-map state move a few pages between identical runs.
-# Rows and temp blocks are exact. Error rate: one percentage point, absolute.
+# Rows and temp blocks are exact, and so are an endpoint's statements and rows per request.
+# Error rate: one percentage point, absolute.
 DEFAULT_TOLERANCES: Mapping[str, float] = {
     "max_bytes": 0.05,
     "error_rate": 0.01,
     "buffers": 0.10,
     "rows": 0.0,
     "temp_blocks": 0.0,
+    # What one request does to the database, counted exactly from pg_stat_statements.
+    "queries_per_request": 0.0,
+    "rows_per_request": 0.0,
+    "buffers_per_request": 0.10,
 }
 EXACT_METRICS = tuple(DEFAULT_TOLERANCES)
 _ABSOLUTE = frozenset({"error_rate"})

@@ -17,6 +17,7 @@ from typing import Any
 import markdown_it
 
 from perfgate.plan import Finding, NodeChange, parse_plan
+from perfgate.verdict.database import DatabaseDetails, ProbeCount, StatementRow
 from perfgate.verdict.details import EndpointDetails, QueryDetails, Rounds, RoundsMode
 from perfgate.verdict.model import BaselineInfo, Completion, GateReport, Verdict
 from perfgate.verdict.values import Comparison, Kind, Metric, Outcome, Status, check_limit
@@ -106,11 +107,51 @@ def full_report() -> GateReport:
         source="budgets.yaml:14",
         description="GET /api/clients?supplier_id=7",
         details=EndpointDetails(
-            requests=400, concurrency=8, warmup=30, error_summary=("HTTP 503 ×12: busy",)
+            requests=400,
+            concurrency=8,
+            warmup=30,
+            error_summary=("HTTP 503 ×12: busy",),
+            database=DatabaseDetails(
+                probes=(
+                    ProbeCount("MISS", 200, 21, 80, 120, 1.5),
+                    ProbeCount("HIT", 200, 0, 0, 0, 0),
+                ),
+                statements=(
+                    StatementRow(
+                        "SELECT sku FROM order_lines WHERE order_id = $1",
+                        20,
+                        60,
+                        100,
+                        load_calls=4000,
+                        load_ms=80.0,
+                        mean_ms=0.02,
+                        plan=parse_plan(_plan_json()),
+                    ),
+                    StatementRow("SELECT 1", 1, 1, 0, plan_note="not planned: a reason"),
+                ),
+                load_requests=430,
+                load_queries=4300,
+                load_ms=90.0,
+                connections_peak=8,
+                max_connections=100,
+            ),
+            findings=(Finding("n-plus-one", "warning", "", "", None, "N+1: SELECT sku ×20"),),
         ),
         comparisons=(comparison, inconclusive),
         rounds=Rounds(RoundsMode.STORED, 2),
         samples={"latency_ms": (1.0, 2.0)},
+    )
+    unread = Verdict(
+        name="unread",
+        kind=Kind.ENDPOINT,
+        status=Status.PASSED,
+        description="GET /unread",
+        details=EndpointDetails(
+            requests=10,
+            concurrency=1,
+            warmup=0,
+            database=DatabaseDetails(unavailable="pg_stat_statements is not loaded"),
+        ),
     )
     broken = Verdict(
         name="broken",
@@ -172,7 +213,7 @@ def full_report() -> GateReport:
         description="GET /warned",
     )
     return GateReport(
-        results=(endpoint, broken, query, passing, warned),
+        results=(endpoint, broken, query, passing, warned, unread),
         environment={"python": "3.12.3", "planner_settings": {"work_mem": "4MB"}, "x": ["a"]},
         created_at="2026-03-02T10:15:00Z",
         perfgate_version="0.1.0",
