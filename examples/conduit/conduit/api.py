@@ -121,6 +121,7 @@ def _article_json(article: Article, author: User, tags: list[Tag], comments: int
 
 @router.get("/articles")
 async def list_articles(
+    request: Request,
     session: Session,
     tag: str | None = None,
     author: str | None = None,
@@ -134,13 +135,16 @@ async def list_articles(
         stmt = stmt.join(Article.author).where(User.username == author)
     total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
     page = stmt.order_by(Article.created_at.desc(), Article.id.desc()).limit(limit).offset(offset)
+    if request.app.state.settings.eager_load:
+        page = page.options(selectinload(Article.author), selectinload(Article.tags))
     articles = (await session.scalars(page)).all()
     counts = dict(
         (await session.execute(query("comment-counts"), {"ids": [a.id for a in articles]})).all()
     )
     out = []
     for article in articles:
-        # Each article's author and tags are loaded when first used: one query each, per row.
+        # Unless loaded eagerly, each article's author and tags are loaded when first used: one
+        # query each, per row.
         author_row = await article.awaitable_attrs.author
         tags = await article.awaitable_attrs.tags
         out.append(_article_json(article, author_row, tags, counts.get(article.id, 0)))

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr
     jwt_ttl_s: int = 24 * 3600
     db_pool_size: int = 10
+    # The article list loads each article's author and tags lazily, one query per row (the
+    # N+1 perfgate names); EAGER_LOAD=1 loads them with two IN queries for the whole page.
+    eager_load: bool = False
 
     @property
     def sqlalchemy_url(self) -> str:
