@@ -91,6 +91,7 @@ class StatementTotals:
     shared_dirtied: int
     temp_blocks: int
     exec_sq_ms: float  # the sum of squared execution times (from mean and stddev)
+    queryid: int = 0  # pg_stat_statements' id (it hashes table OIDs: differs per database)
 
     @property
     def buffers(self) -> int:
@@ -121,6 +122,7 @@ class StatementTotals:
             shared_dirtied=self.shared_dirtied - earlier.shared_dirtied,
             temp_blocks=self.temp_blocks - earlier.temp_blocks,
             exec_sq_ms=self.exec_sq_ms - earlier.exec_sq_ms,
+            queryid=self.queryid,
         )
 
     def plus(self, other: StatementTotals) -> StatementTotals:
@@ -134,6 +136,7 @@ class StatementTotals:
             shared_dirtied=self.shared_dirtied + other.shared_dirtied,
             temp_blocks=self.temp_blocks + other.temp_blocks,
             exec_sq_ms=self.exec_sq_ms + other.exec_sq_ms,
+            queryid=self.queryid,
         )
 
 
@@ -182,6 +185,7 @@ def _totals(row: asyncpg.Record) -> StatementTotals:
         shared_dirtied=int(row[9]),
         temp_blocks=int(row[10]),
         exec_sq_ms=calls * (stddev * stddev + mean * mean),
+        queryid=int(row[0] or 0),
     )
 
 

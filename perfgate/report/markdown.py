@@ -37,7 +37,7 @@ from perfgate.report.cells import (
     verdict,
 )
 from perfgate.report.escape import clip, fence, md
-from perfgate.verdict.database import DatabaseDetails
+from perfgate.verdict.database import DatabaseDetails, typical
 from perfgate.verdict.details import EndpointDetails, QueryDetails
 from perfgate.verdict.model import GateReport, Verdict
 from perfgate.verdict.values import Comparison, Metric, Outcome, Status, format_value
@@ -142,26 +142,31 @@ def _environment() -> jinja2.Environment:
         share=lambda s, db: f"{s.load_ms / db.load_ms:.0%}" if db.load_ms > 0 else "—",
         ms=lambda v: "—" if math.isnan(v) else format_value(v, "ms"),
         tree=render_tree,
+        per_request=lambda total, db: f"{total / db.load_requests:,.1f}",
     )
     return env
 
 
 def queries_by_cache(db: DatabaseDetails) -> str:
-    """'61 queries on MISS, 1 on HIT', or '2 queries' when no cache state tells them apart."""
+    """'61 queries on MISS, 1 on HIT', or '43 queries' when no cache state tells them apart;
+    each the most common count of its probes, '(46 in 1 of 5 requests)' where some differed."""
 
-    def span(values: tuple[int, ...]) -> str:
-        low, high = values[0], values[-1]
-        return f"{low:,}" if low == high else f"{low:,}–{high:,}"
+    def count(values: tuple[int, ...], noun: str) -> str:
+        usual = typical(values)
+        odd = [v for v in values if v != usual]
+        text = f"{usual:,}{noun}"
+        if odd:
+            seen = ", ".join(f"{v:,}" for v in sorted(set(odd)))
+            text += f" ({seen} in {len(odd)} of {len(values)} requests)"
+        return text
 
-    groups = db.by_cache()
-    if len(groups) == 1:
-        only = next(iter(groups.values()))
-        return f"{span(only)} {'query' if only == (1,) else 'queries'}"
-    ranked = sorted(groups.items(), key=lambda kv: (-kv[1][-1], kv[0]))
-    parts = [f"{span(v)} on {k or 'no x-cache'}" for k, v in ranked]
-    head, _, where = parts[0].partition(" on ")
-    noun = "query" if head == "1" else "queries"
-    return ", ".join([f"{head} {noun} on {where}", *parts[1:]])
+    ranked = sorted(db.by_cache().items(), key=lambda kv: (-typical(kv[1]), kv[0]))
+    parts = []
+    for i, (cache, values) in enumerate(ranked):
+        noun = "" if i else (" query" if typical(values) == 1 else " queries")
+        where = f" on {cache or 'no x-cache'}" if len(ranked) > 1 else ""
+        parts.append(count(values, noun) + where)
+    return ", ".join(parts)
 
 
 def _context(report: GateReport) -> dict[str, object]:

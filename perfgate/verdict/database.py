@@ -40,6 +40,8 @@ __all__ = [
     "database_metrics",
     "n_plus_one",
     "name_statement_changes",
+    "plan_from_json",
+    "typical",
 ]
 
 DATABASE_METRICS = (
@@ -75,7 +77,13 @@ class StatementRow:
     text: str
     per_request: int  # calls in the request that made the most of them
     rows: int  # rows in that request
-    buffers: int
+    buffers: int  # shared buffers hit or read in that request
+    shared_hit: int = 0
+    shared_read: int = 0
+    shared_dirtied: int = 0
+    temp_blocks: int = 0  # temp blocks read or written in that request
+    exec_ms: float = 0.0  # execution time in that request
+    queryid: int = 0
     load_calls: int = 0
     load_ms: float = 0.0  # execution time during the load run, all calls
     mean_ms: float = math.nan  # per call, during the load run
@@ -93,8 +101,10 @@ class DatabaseDetails:
 
     probes: tuple[ProbeCount, ...] = ()
     statements: tuple[StatementRow, ...] = ()
-    load_requests: int = 0
-    load_queries: int = 0
+    load_requests: int = 0  # every request of the load run, warm-up included
+    load_queries: int = 0  # statements during the load run, transaction control left out
+    load_rows: int = 0
+    load_buffers: int = 0
     load_ms: float = 0.0
     connections_peak: int = 0
     max_connections: int = 0
@@ -102,11 +112,11 @@ class DatabaseDetails:
     probe_seconds: float = 0.0  # what the single requests and their readings took
 
     def by_cache(self) -> dict[str, tuple[int, ...]]:
-        """Queries per request by cache state: {"HIT": (1, 1), "MISS": (61,)}."""
+        """Queries of each probe by cache state, in order: {"MISS": (61,), "HIT": (1, 1)}."""
         out: dict[str, list[int]] = {}
         for p in self.probes:
             out.setdefault(p.cache or "", []).append(p.queries)
-        return {k: tuple(sorted(set(v))) for k, v in out.items()}
+        return {k: tuple(v) for k, v in out.items()}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +134,8 @@ class DatabaseDetails:
             "statements": [_row_to_json(s) for s in self.statements],
             "load_requests": self.load_requests,
             "load_queries": self.load_queries,
+            "load_rows": self.load_rows,
+            "load_buffers": self.load_buffers,
             "load_ms": round(self.load_ms, 3),
             "connections_peak": self.connections_peak,
             "max_connections": self.max_connections,
@@ -148,6 +160,8 @@ class DatabaseDetails:
             statements=tuple(_row_from_json(s) for s in data.get("statements") or ()),
             load_requests=_int(data.get("load_requests")),
             load_queries=_int(data.get("load_queries")),
+            load_rows=_int(data.get("load_rows")),
+            load_buffers=_int(data.get("load_buffers")),
             load_ms=_float(data.get("load_ms")),
             connections_peak=_int(data.get("connections_peak")),
             max_connections=_int(data.get("max_connections")),
@@ -162,6 +176,12 @@ def _row_to_json(s: StatementRow) -> dict[str, Any]:
         "per_request": s.per_request,
         "rows": s.rows,
         "buffers": s.buffers,
+        "shared_hit": s.shared_hit,
+        "shared_read": s.shared_read,
+        "shared_dirtied": s.shared_dirtied,
+        "temp_blocks": s.temp_blocks,
+        "exec_ms": round(s.exec_ms, 4),
+        "queryid": s.queryid,
         "load_calls": s.load_calls,
         "load_ms": round(s.load_ms, 3),
         "mean_ms": None if math.isnan(s.mean_ms) else round(s.mean_ms, 4),
@@ -177,15 +197,22 @@ def _row_from_json(data: Mapping[str, Any]) -> StatementRow:
         per_request=_int(data.get("per_request")),
         rows=_int(data.get("rows")),
         buffers=_int(data.get("buffers")),
+        shared_hit=_int(data.get("shared_hit")),
+        shared_read=_int(data.get("shared_read")),
+        shared_dirtied=_int(data.get("shared_dirtied")),
+        temp_blocks=_int(data.get("temp_blocks")),
+        exec_ms=_float(data.get("exec_ms")),
+        queryid=_int(data.get("queryid")),
         load_calls=_int(data.get("load_calls")),
         load_ms=_float(data.get("load_ms")),
         mean_ms=number(data.get("mean_ms")),
-        plan=_plan(plan),
+        plan=plan_from_json(plan),
         plan_note=str(data.get("plan_note") or ""),
     )
 
 
-def _plan(data: object) -> Plan | None:
+def plan_from_json(data: object) -> Plan | None:
+    """A stored plan (None stays None); ValueError, naming it, for one that cannot be read."""
     if data is None:
         return None
     try:
@@ -213,10 +240,21 @@ def database_details(
         for s in probe.statements:
             seen = rows.get(s.text)
             if seen is None or s.calls > seen.per_request:
-                rows[s.text] = StatementRow(s.text[:MAX_TEXT], s.calls, s.rows, s.buffers)
+                rows[s.text] = StatementRow(
+                    s.text[:MAX_TEXT],
+                    s.calls,
+                    s.rows,
+                    s.buffers,
+                    shared_hit=s.shared_hit,
+                    shared_read=s.shared_read,
+                    shared_dirtied=s.shared_dirtied,
+                    temp_blocks=s.temp_blocks,
+                    exec_ms=s.exec_ms,
+                    queryid=s.queryid,
+                )
     load_rows: Sequence[StatementTotals] = load.statements if load is not None else ()
     for s in load_rows:
-        seen = rows.get(s.text) or StatementRow(s.text[:MAX_TEXT], 0, 0, 0)
+        seen = rows.get(s.text) or StatementRow(s.text[:MAX_TEXT], 0, 0, 0, queryid=s.queryid)
         rows[s.text] = replace(seen, load_calls=s.calls, load_ms=s.exec_ms, mean_ms=s.mean_ms)
     ranked = sorted(rows.values(), key=lambda r: (-r.load_ms, -r.per_request, r.text))
     return DatabaseDetails(
@@ -226,6 +264,8 @@ def database_details(
         statements=tuple(ranked[:MAX_STATEMENTS]),
         load_requests=load.requests if load is not None else 0,
         load_queries=sum(s.calls for s in load_rows if not is_transaction_control(s.text)),
+        load_rows=sum(s.rows for s in load_rows if not is_transaction_control(s.text)),
+        load_buffers=sum(s.buffers for s in load_rows),
         load_ms=sum(s.exec_ms for s in load_rows),
         connections_peak=load.connections_peak if load is not None else 0,
         max_connections=load.max_connections if load is not None else 0,
@@ -249,8 +289,8 @@ def database_metrics(
             "buffers_per_request": lambda p: p.buffers,
         }
         for key, count in counts.items():
-            typical = max(_typical([count(p) for p in group]) for group in groups.values())
-            out[key] = Metric(float(typical), "count")
+            worst = max(typical([count(p) for p in group]) for group in groups.values())
+            out[key] = Metric(float(worst), "count")
         times = [p.db_ms for p in probes]
         out["db_ms_per_request"] = Metric.from_estimate(mean_estimate(times, confidence), "ms")
     if load is not None:
@@ -270,7 +310,7 @@ def database_metrics(
     return out
 
 
-def _typical(counts: Sequence[int]) -> int:
+def typical(counts: Sequence[int]) -> int:
     """The most common count (the larger on a tie): a driver's once-per-connection lookups
     in one request do not move it."""
     tally = Counter(counts)

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from perfgate.exceptions import PlanError
 from perfgate.plan import Finding, NodeChange, Plan, render_tree
-from perfgate.verdict.database import DatabaseDetails
+from perfgate.verdict.database import DatabaseDetails, plan_from_json
 from perfgate.verdict.values import Kind, Text, number
 
 __all__ = [
@@ -111,16 +110,16 @@ class QueryDetails:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> QueryDetails:
         """Schema 2, or schema 1's details (its plan under "nodes", its diff as "plan_diff")."""
-        plan = _plan(data.get("plan"))
+        plan = plan_from_json(data.get("plan"))
         if plan is None and isinstance(data.get("nodes"), list):
-            plan = _plan({"schema": 1, "nodes": data["nodes"]})
+            plan = plan_from_json({"schema": 1, "nodes": data["nodes"]})
         changes = data.get("plan_changes", data.get("plan_diff")) or ()
         return cls(
             sql=str(data.get("sql", "")),
             params=tuple(data.get("params") or ()),
             generic_plan=data.get("generic_plan") is True,
             plan=plan,
-            index_plan=_plan(data.get("index_plan")),
+            index_plan=plan_from_json(data.get("index_plan")),
             findings=tuple(finding_from_json(f) for f in data.get("findings") or ()),
             fingerprint=str(data.get("fingerprint") or ""),
             coarse_fingerprint=str(data.get("coarse_fingerprint") or ""),
@@ -245,15 +244,6 @@ def _change_from_json(data: Mapping[str, Any]) -> NodeChange:
         old_rows=_rows(data.get("old_rows")),
         new_rows=_rows(data.get("new_rows")),
     )
-
-
-def _plan(data: object) -> Plan | None:
-    if data is None:
-        return None
-    try:
-        return Plan.from_json(data)
-    except PlanError as exc:
-        raise ValueError(f"unreadable plan: {exc}") from None
 
 
 def _optional(value: object) -> str | None:
