@@ -112,8 +112,10 @@ class Gate:
             return await probe.measure(load), DatabaseReading(system.statements_unavailable)
         try:
             watch = await DatabaseWatch.open(dsn)
-        except StatementsUnavailable as exc:
+        except StatementsUnavailable as exc:  # said once, for the whole run
             system.statements_unavailable = str(exc)
+            return await probe.measure(load), DatabaseReading(str(exc))
+        except DatabaseError as exc:  # this endpoint's reading only
             return await probe.measure(load), DatabaseReading(str(exc))
         try:
             started = time.perf_counter()
@@ -124,13 +126,13 @@ class Gate:
                 return await probe.measure(load), DatabaseReading(str(exc))
             probing_s = time.perf_counter() - started
             run, totals = await watch_load(
-                watch, probe.measure(load), lambda r: r.warmup + len(r.samples)
+                watch, lambda: probe.measure(load), lambda r: r.warmup + len(r.samples)
             )
             if isinstance(totals, str):
                 return run, DatabaseReading(totals)
             started = time.perf_counter()
             try:
-                plans, pages = await explain_heaviest(watch, totals)
+                plans, pages = await explain_heaviest(watch, totals, probes)
             except DatabaseError:  # the counts stand without the plans
                 plans, pages = {}, {}
             probing_s += time.perf_counter() - started

@@ -16,6 +16,7 @@ import pytest
 APP = (Path(__file__).parent / "apps" / "ordersapp.py").read_text()
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 LINES = "SELECT sku, qty, price FROM order_lines WHERE order_id = $1"
+PLAIN_PASSWORD = "plain-pw-4c1e"
 
 
 def _project(pytester: pytest.Pytester, dsn: str, endpoints: str, defaults: str = "") -> None:
@@ -107,7 +108,7 @@ def test_budgets_on_the_counts_fail_the_endpoint_and_an_n_plus_one_can_be_an_err
         "  strict: {request: GET /orders, n_plus_one: error}\n"
         "  quiet: {request: GET /orders, n_plus_one: off}\n",
     )
-    result = pytester.runpytest("--perfgate")
+    result = pytester.runpytest("--perfgate", "--perfgate-json=out.json")
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
@@ -117,7 +118,78 @@ def test_budgets_on_the_counts_fail_the_endpoint_and_an_n_plus_one_can_be_an_err
             f"*N+1: {LINES} ×20 per request",
         ]
     )
-    assert "quiet: N+1" not in result.stdout.str()
+    results = _results(pytester.path / "out.json")
+    checks = {c["metric"]: c["status"] for c in results["budgeted"]["checks"]}
+    assert checks == {
+        "max_queries_per_request": "fail",
+        "max_statement_mean_ms": "pass",
+        "min_db_cache_hit_ratio": "pass",
+        "max_connections_ratio": "pass",
+    }
+    assert results["quiet"]["details"]["findings"] == []
+    assert results["quiet"]["status"] == "passed"
+
+
+def test_every_count_budget_is_held_to_its_metric(
+    pytester: pytest.Pytester, pg_server_dsn: str
+) -> None:
+    _project(
+        pytester,
+        pg_server_dsn,
+        "  tight:\n"
+        "    request: GET /orders\n"
+        "    budget: {max_queries_per_request: 1, max_rows_per_request: 60,"
+        " max_buffers_per_request: 1, max_db_ms_per_request: 0.000001ms,"
+        " max_statement_mean_ms: 0.000001ms, max_connections_ratio: 0%}\n"
+        "  roomy:\n"
+        "    request: GET /orders\n"
+        "    budget: {max_queries_per_request: 2, max_rows_per_request: 61,"
+        " max_buffers_per_request: 10000, max_db_ms_per_request: 10s,"
+        " max_statement_mean_ms: 10s, min_db_cache_hit_ratio: 0%, max_connections_ratio: 100%}\n",
+    )
+    result = pytester.runpytest("--perfgate", "--perfgate-json=out.json")
+    result.assert_outcomes(passed=1, failed=1)
+    results = _results(pytester.path / "out.json")
+    tight = {c["metric"]: c["status"] for c in results["tight"]["checks"]}
+    # 2 statements (a count, and a join of 20 orders' 60 lines): 61 rows per request.
+    assert _value(results["tight"], "rows_per_request") == 61
+    assert set(tight.values()) == {"fail"}, tight
+    roomy = {c["metric"]: c["status"] for c in results["roomy"]["checks"]}
+    assert set(roomy.values()) == {"pass"}, roomy
+
+
+def test_a_missing_index_behind_an_endpoint_is_found_from_its_statement_plan(
+    pytester: pytest.Pytester, pg_server_dsn: str
+) -> None:
+    _project(pytester, pg_server_dsn, "  events: GET /events\n")
+    result = pytester.runpytest("--perfgate", "--perfgate-json=out.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["PLAN *events: seq-scan-filter: Seq Scan on events with Filter*"])
+    events = _results(pytester.path / "out.json")["events"]
+    (row,) = [s for s in events["details"]["database"]["statements"] if "events" in s["text"]]
+    assert row["text"] == "SELECT count(*) FROM events WHERE kind = $1"
+    assert any(n["node_type"] == "Seq Scan" for n in row["plan"]["nodes"])
+    assert "seq-scan-filter" in [f["rule"] for f in events["details"]["findings"]]
+
+
+def test_what_a_new_connection_runs_once_is_not_the_endpoints(
+    pytester: pytest.Pytester, pg_server_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = "SET application_name = 'ordersapp'"
+    monkeypatch.setenv("ORDERS_CONNECTION_SETUP", setup)
+    _project(pytester, pg_server_dsn, "  orders: {request: GET /orders, concurrency: 8}\n")
+    pytester.runpytest("--perfgate", "--perfgate-json=out.json").assert_outcomes(passed=1)
+    orders = _results(pytester.path / "out.json")["orders"]
+    db = orders["details"]["database"]
+    # The ready path, sent first, opened the connection the requests sent alone use.
+    assert [p["queries"] for p in db["probes"]] == [2] * 5
+    statements = {s["text"]: s for s in db["statements"]}
+    setups = [s for t, s in statements.items() if t.startswith("SET application_name")]
+    # The load run opened connections (8 at once), each running the setup statement once.
+    (setup_row,) = setups
+    assert setup_row["per_request"] == 0
+    assert setup_row["load_calls"] >= 1
+    assert _value(orders, "queries_per_request") == 2
 
 
 def test_two_statements_becoming_twenty_one_is_a_regression_that_names_the_new_one(
@@ -165,12 +237,15 @@ def plain_role(pg_server_dsn: str) -> Any:
             await conn.close()
 
     asyncio.run(
-        run("DROP ROLE IF EXISTS perfgate_plain; CREATE ROLE perfgate_plain LOGIN CREATEDB")
+        run(
+            "DROP ROLE IF EXISTS perfgate_plain; "
+            f"CREATE ROLE perfgate_plain LOGIN CREATEDB PASSWORD '{PLAIN_PASSWORD}'"
+        )
     )
     parts = urlsplit(pg_server_dsn)
     host = parts.netloc.rsplit("@", 1)[-1]
     try:
-        yield urlunsplit(parts._replace(netloc=f"perfgate_plain@{host}"))
+        yield urlunsplit(parts._replace(netloc=f"perfgate_plain:{PLAIN_PASSWORD}@{host}"))
     finally:
         asyncio.run(run("DROP ROLE IF EXISTS perfgate_plain"))
 
@@ -192,12 +267,14 @@ def test_without_pg_stat_statements_it_says_so_once_with_the_fix_and_gates_the_r
         [
             "*max_queries_per_request*statements per request were not read*",
             "perfgate: statements per request were not read: CREATE EXTENSION pg_stat_statements"
-            " failed (permission denied*); preload it: shared_preload_libraries*",
+            " failed (permission denied*); creating it needs a superuser*",
         ]
     )
     a = _results(pytester.path / "out.json")["a"]
     assert a["details"]["database"]["unavailable"].startswith("CREATE EXTENSION")
     assert "queries_per_request" not in a["metrics"]
+    assert PLAIN_PASSWORD not in out
+    assert PLAIN_PASSWORD not in (pytester.path / "out.json").read_text()
 
 
 def test_a_reading_that_fails_mid_way_is_reported_and_the_endpoint_still_measured(

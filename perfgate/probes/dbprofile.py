@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -31,6 +31,7 @@ __all__ = [
     "LoadStatements",
     "RequestStatements",
     "explain_heaviest",
+    "own_statements",
     "probe_requests",
     "watch_load",
 ]
@@ -47,6 +48,7 @@ class RequestStatements:
     cache: str | None  # "HIT" / "MISS" from x-cache
     status: int | None
     statements: tuple[StatementTotals, ...]
+    ok: bool = True  # the request was accepted (a failed one's statements are not the endpoint's)
 
     @property
     def queries(self) -> int:
@@ -87,17 +89,21 @@ async def probe_requests(
     for _ in range(count):
         sample = await send()
         after = await watch.settled()
-        out.append(RequestStatements(sample.cache, sample.status, difference(before, after)))
+        ran = difference(before, after)
+        out.append(RequestStatements(sample.cache, sample.status, ran, sample.error is None))
         before = after
     return tuple(out)
 
 
 async def watch_load(
-    watch: DatabaseWatch, run: Awaitable[T], requests: Callable[[T], int]
+    watch: DatabaseWatch, run: Callable[[], Awaitable[T]], requests: Callable[[T], int]
 ) -> tuple[T, LoadStatements | str]:
-    """Await ``run`` (the load), reading the statements around it and counting connections;
-    why the totals could not be read instead of them, if so (DatabaseError before the run)."""
-    before = await watch.reading()
+    """Run the load, reading the statements around it and counting connections; instead of
+    the totals, why they could not be read (the load is run all the same)."""
+    try:
+        before = await watch.reading()
+    except DatabaseError as exc:
+        return await run(), str(exc)
     peak = 0
     done = asyncio.Event()
 
@@ -110,7 +116,7 @@ async def watch_load(
 
     counter = asyncio.ensure_future(count_connections())
     try:
-        result = await run
+        result = await run()
     finally:
         done.set()
         with contextlib.suppress(DatabaseError):
@@ -135,12 +141,24 @@ class DatabaseReading:
     probing_s: float = 0.0  # the single requests and their readings
 
 
+def own_statements(
+    probes: Sequence[RequestStatements], load: LoadStatements
+) -> tuple[StatementTotals, ...]:
+    """The load run's queries that the requests sent alone ran too (all of them without
+    probes): not what new connections ran once (a driver's lookups, an ORM's first queries)."""
+    seen = {s.text for p in probes if p.ok for s in p.statements}
+    return tuple(s for s in load.statements if not control(s.text) and (not seen or s.text in seen))
+
+
 async def explain_heaviest(
-    watch: DatabaseWatch, load: LoadStatements, top: int = HEAVIEST
+    watch: DatabaseWatch,
+    load: LoadStatements,
+    probes: Sequence[RequestStatements] = (),
+    top: int = HEAVIEST,
 ) -> tuple[dict[str, Plan | str], dict[str, int]]:
-    """The generic plans of the ``top`` statements by execution time (queries only), and the
-    page counts of the tables they read."""
-    heavy = [s for s in load.statements if not control(s.text)][:top]
+    """The generic plans of the endpoint's ``top`` queries by execution time during the load
+    run, and the page counts of the tables they read."""
+    heavy = own_statements(probes, load)[:top]
     plans = {s.text: await watch.explain(s.text) for s in heavy}
     tables = {n.relation for p in plans.values() if isinstance(p, Plan) for n in p.nodes()}
     pages = await watch.relation_pages(sorted(t for t in tables if t))

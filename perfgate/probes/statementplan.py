@@ -35,7 +35,7 @@ MAX_REASON = 200
 _SET_LOCAL = "SELECT set_config(n, v, true) FROM unnest($1::text[], $2::text[]) AS s(n, v)"
 # NULL (no row) when there is no such statement; 0 for one without parameters.
 _PARAMS_SQL = "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = $1"
-_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 _TIMEOUTS = (asyncio.TimeoutError, TimeoutError)  # distinct classes before Python 3.11
 _WORD = re.compile(r"[A-Za-z_]+")
 

@@ -42,11 +42,17 @@ MARKER = "/* perfgate: statements */"
 SETTLE_READS = 20  # readings after a response until two agree
 SETTLE_PAUSE_S = 0.01
 FIX = (
-    "preload it: shared_preload_libraries = 'pg_stat_statements' in postgresql.conf (or "
-    "`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'`) and restart the "
-    "server; a superuser then runs CREATE EXTENSION (perfgate does so in its scratch "
-    "database). The shipped workflows and the embedded server already preload it"
+    "add pg_stat_statements to shared_preload_libraries in postgresql.conf (keeping what is "
+    "there) and restart the server; perfgate then creates the extension in its scratch "
+    "database. The shipped workflows and the embedded server preload it"
 )
+PRIVILEGE_FIX = "grant the role pg_read_all_stats (GRANT pg_read_all_stats TO <role>)"
+CREATE_FIX = (
+    "creating it needs a superuser: run perfgate as one, or have one run CREATE EXTENSION "
+    "pg_stat_statements in the database setup runs in, or in template1 so every new database "
+    "has it"
+)
+HIDDEN = "<insufficient privilege>"  # pg_stat_statements' text for a statement it will not show
 # Not counted as queries: transaction control, and what connection pools send to reset a
 # connection they take back (asyncpg's pool: pg_advisory_unlock_all, CLOSE ALL, UNLISTEN *,
 # RESET ALL; pgbouncer and others: DISCARD ALL, DEALLOCATE ALL).
@@ -71,6 +77,11 @@ _LOST = (
 
 class StatementsUnavailable(DatabaseError):
     """pg_stat_statements cannot be read on this server (the message says why and the fix)."""
+
+
+def _line(exc: BaseException) -> str:
+    """An error's first line (PostgreSQL adds DETAIL and HINT lines)."""
+    return str(exc).strip().split("\n", 1)[0]
 
 
 def is_transaction_control(text: str) -> bool:
@@ -202,43 +213,64 @@ class DatabaseWatch:
 
     @classmethod
     async def open(cls, dsn: str) -> DatabaseWatch:
-        """Connect and check that pg_stat_statements can be read; StatementsUnavailable if not."""
+        """Connect and check that pg_stat_statements can be read and tells what the app does;
+        StatementsUnavailable, saying why and the fix, if not; DatabaseError if the connection
+        fails."""
         try:
             conn = await asyncpg.connect(dsn, timeout=15)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except _LOST as exc:
             raise DatabaseError(f"cannot connect to read pg_stat_statements: {exc}") from exc
         try:
-            version = int(await conn.fetchval("SELECT current_setting('server_version_num')"))
-            if version < MIN_SERVER:
-                raise StatementsUnavailable(
-                    "statements per request need PostgreSQL 13 or later (this server is "
-                    f"{version // 10000})"
-                )
-            schema = await conn.fetchval(
-                "SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n "
-                "ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'"
-            )
-            if schema is None:
-                raise StatementsUnavailable(
-                    f"pg_stat_statements is not installed in the scratch database; {FIX}"
-                )
-            sql = _reading_sql(str(schema), version)
-            try:
-                await conn.fetch(sql)
-            except asyncpg.ObjectNotInPrerequisiteStateError as exc:  # not preloaded
-                raise StatementsUnavailable(
-                    f"pg_stat_statements is not loaded on this server ({exc}); {FIX}"
-                ) from None
-            except asyncpg.InsufficientPrivilegeError as exc:
-                raise StatementsUnavailable(
-                    f"pg_stat_statements cannot be read by this role ({exc}); grant it "
-                    "pg_read_all_stats"
-                ) from None
-            limit = int(await conn.fetchval("SELECT current_setting('max_connections')::int"))
+            return await cls._checked(conn)
+        except asyncpg.PostgresError as exc:
+            await conn.close()
+            raise StatementsUnavailable(f"pg_stat_statements cannot be read: {_line(exc)}") from exc
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, sql, limit, version)
+
+    @classmethod
+    async def _checked(cls, conn: asyncpg.Connection) -> DatabaseWatch:
+        version = int(await conn.fetchval("SELECT current_setting('server_version_num')"))
+        if version < MIN_SERVER:
+            raise StatementsUnavailable(
+                f"statements per request need PostgreSQL 13 or later (this server is "
+                f"{version // 10000})"
+            )
+        schema = await conn.fetchval(
+            "SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n "
+            "ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'"
+        )
+        if schema is None:
+            raise StatementsUnavailable(
+                f"pg_stat_statements is not installed in the scratch database; {FIX}"
+            )
+        sql = _reading_sql(str(schema), version)
+        try:
+            rows = await conn.fetch(sql)
+        except asyncpg.ObjectNotInPrerequisiteStateError as exc:  # not preloaded
+            raise StatementsUnavailable(
+                f"pg_stat_statements is not loaded on this server ({_line(exc)}); {FIX}"
+            ) from None
+        except asyncpg.InsufficientPrivilegeError as exc:
+            raise StatementsUnavailable(
+                f"pg_stat_statements cannot be read by this role ({_line(exc)}); {PRIVILEGE_FIX}"
+            ) from None
+        if any(r[1] == HIDDEN for r in rows):
+            raise StatementsUnavailable(
+                f"pg_stat_statements hides other roles' statements from this role; {PRIVILEGE_FIX}"
+            )
+        track = await conn.fetchval("SELECT current_setting('pg_stat_statements.track', true)")
+        if track == "none":
+            raise StatementsUnavailable(
+                "pg_stat_statements.track is 'none', so nothing is counted; set it to 'top' "
+                "(the default)"
+            )
+        limit = await conn.fetchval(
+            "SELECT current_setting('max_connections')::int "
+            "- current_setting('superuser_reserved_connections')::int"
+        )
+        return cls(conn, sql, int(limit), version)
 
     async def reading(self) -> dict[int, StatementTotals]:
         """Every statement of the scratch database, with its counters so far."""
@@ -264,11 +296,12 @@ class DatabaseWatch:
         return last
 
     async def connections(self) -> int:
-        """Connections to the scratch database now, perfgate's own left out."""
+        """Client connections to the scratch database now, perfgate's own left out."""
         async with _reading_failed():
             n = await self._conn.fetchval(
                 f"SELECT {MARKER} count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'",
                 timeout=15,
             )
         return int(n)

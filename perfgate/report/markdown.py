@@ -203,7 +203,12 @@ def _context(report: GateReport) -> dict[str, object]:
 
 
 def _has_statements(r: Verdict) -> bool:
-    return isinstance(r.details, EndpointDetails) and r.details.database is not None
+    # Counted statements; not a "were not read" note (the run says that once).
+    return (
+        isinstance(r.details, EndpointDetails)
+        and r.details.database is not None
+        and bool(r.details.database.probes)
+    )
 
 
 def metric_cell(result: Verdict, name: str) -> str:

@@ -31,7 +31,7 @@ import asyncpg
 
 from perfgate.budgets.model import SetupCommand, SetupStep, SqlFile
 from perfgate.exceptions import DatabaseError, PerfgateError
-from perfgate.probes.statements import FIX as STATEMENTS_FIX
+from perfgate.probes.statements import CREATE_FIX, FIX
 from perfgate.redact import redact_dsn
 from perfgate.system import ledger
 from perfgate.system.launch import program_environment, run_to_completion, split_command
@@ -265,7 +265,8 @@ class ScratchDatabase:
                 await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             except asyncpg.PostgresError as exc:
                 why = str(exc).strip().split("\n", 1)[0]
-                return f"CREATE EXTENSION pg_stat_statements failed ({why}); {STATEMENTS_FIX}"
+                fix = CREATE_FIX if isinstance(exc, asyncpg.InsufficientPrivilegeError) else FIX
+                return f"CREATE EXTENSION pg_stat_statements failed ({why}); {fix}"
             finally:
                 await conn.close()
             return ""

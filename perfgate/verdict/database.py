@@ -8,12 +8,13 @@ baseline keep); ``database_metrics`` gives the gated metrics:
   the largest of those (a MISS costs more than a HIT, and the budget is for the costly path);
   transaction control (BEGIN, COMMIT, ...) and a pool's connection reset are not queries;
 * ``db_ms_per_request``: the mean execution time per probe request, with a Student t interval;
-* ``statement_mean_ms``: during the load run, the slowest statement's mean execution time, with
-  an interval from pg_stat_statements' own standard deviation of its calls;
+* ``statement_mean_ms``: during the load run, the slowest query's mean execution time, with an
+  interval from pg_stat_statements' own standard deviation of its calls (among the queries the
+  requests sent alone ran too: not what new connections ran once);
 * ``db_cache_hit_ratio``: shared buffers found in PostgreSQL's cache during the load run, over
   all shared buffers the endpoint's statements touched (no interval: a count, not a sample);
-* ``connections_peak_ratio``: the most connections to the scratch database seen during the load
-  run (sampled every 50 ms), over ``max_connections``.
+* ``connections_peak_ratio``: the most client connections to the scratch database seen during
+  the load run (sampled every 50 ms), over ``max_connections`` less the superuser-reserved ones.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from perfgate.exceptions import PlanError
 from perfgate.plan import Finding, Plan
-from perfgate.probes.dbprofile import LoadStatements, RequestStatements
+from perfgate.probes.dbprofile import LoadStatements, RequestStatements, own_statements
 from perfgate.probes.statements import StatementTotals, is_transaction_control
 from perfgate.stats import Estimate, Interval, mean_estimate, student_t_ppf
 from perfgate.verdict.values import Comparison, Metric, Outcome, number
@@ -294,7 +295,7 @@ def database_metrics(
         times = [p.db_ms for p in probes]
         out["db_ms_per_request"] = Metric.from_estimate(mean_estimate(times, confidence), "ms")
     if load is not None:
-        queries = [s for s in load.statements if not is_transaction_control(s.text)]
+        queries = own_statements(probes, load)
         if queries:
             slowest = max(queries, key=lambda s: s.mean_ms)
             out["statement_mean_ms"] = Metric.from_estimate(
@@ -358,9 +359,20 @@ def n_plus_one(
 def name_statement_changes(
     comparison: Comparison, base: DatabaseDetails, current: DatabaseDetails
 ) -> Comparison:
-    """A queries_per_request comparison that names the statements that appeared or grew."""
+    """A queries_per_request comparison that names the statements that appeared or grew;
+    inconclusive when the two runs saw different cache states (a MISS only one of them saw is
+    not a change of code)."""
     if comparison.outcome not in (Outcome.REGRESSION, Outcome.IMPROVEMENT):
         return comparison
+    was_seen = {p.cache for p in base.probes if p.cache}
+    now_seen = {p.cache for p in current.probes if p.cache}
+    if was_seen != now_seen:
+        states = " -> ".join(", ".join(sorted(s)) or "none" for s in (was_seen, now_seen))
+        return replace(
+            comparison,
+            outcome=Outcome.INCONCLUSIVE,
+            reason=f"{comparison.reason}, but the cache states seen differ ({states}): not judged",
+        )
     was = {s.text: s.per_request for s in base.statements if s.is_query}
     now = {s.text: s.per_request for s in current.statements if s.is_query}
     changes = []

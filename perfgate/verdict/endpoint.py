@@ -25,6 +25,7 @@ from perfgate.stats import (
     rate_estimate,
 )
 from perfgate.verdict.database import (
+    MAX_TEXT,
     DatabaseDetails,
     database_details,
     database_metrics,
@@ -129,10 +130,17 @@ def endpoint_checks(
         note = _ABSENT.get(key, "") if math.isnan(metric.value) else ""
         if math.isnan(metric.value) and key in DATABASE_BUDGET_KEYS:
             note = _no_statements(key, no_statements)
+            if not no_statements and key in _VACUOUS:  # nothing ran: nothing over the limit
+                checks.append(Check(key, limit, metric, True, key not in LOWER_LIMITS, False, note))
+                continue
         if not note and key in QUANTILES and not metric.has_interval:
             note = _no_interval(key, n, confidence)
         checks.append(check_limit(key, limit, metric, upper=key not in LOWER_LIMITS, note=note))
     return tuple(checks)
+
+
+# Budgets an endpoint that ran no statement during its load run (all cache hits) meets.
+_VACUOUS = frozenset({"max_statement_mean_ms", "min_db_cache_hit_ratio"})
 
 
 def _no_statements(key: str, why: str) -> str:
@@ -200,6 +208,7 @@ def endpoint_verdict(
     database: DatabaseDetails | None = None
     findings: tuple[Finding, ...] = ()
     if db is not None:
+        db = _accepted(db)
         metrics.update(database_metrics(db.probes, db.load, confidence))
         database, findings = statements_seen(endpoint, db, plan_rules, seq_scan_min_pages)
     why = db.unavailable if db is not None else ""
@@ -235,6 +244,18 @@ def endpoint_verdict(
     )
 
 
+def _accepted(db: DatabaseReading) -> DatabaseReading:
+    """The reading with only the probes whose request was accepted; unavailable if none was."""
+    if db.unavailable or all(p.ok for p in db.probes):
+        return db
+    good = tuple(p for p in db.probes if p.ok)
+    if good:
+        return replace(db, probes=good)
+    statuses = sorted({str(p.status or "no answer") for p in db.probes})
+    why = f"every request sent alone failed ({', '.join(statuses)}), so its statements are not "
+    return DatabaseReading(why + "the endpoint's")
+
+
 def statements_seen(
     endpoint: Endpoint,
     db: DatabaseReading,
@@ -249,8 +270,9 @@ def statements_seen(
     if endpoint.n_plus_one != "off":
         findings += n_plus_one(db.probes, endpoint.n_plus_one_repeats, endpoint.n_plus_one)
     rows = []
+    plans = {text[:MAX_TEXT]: plan for text, plan in db.plans.items()}  # rows keep cut texts
     for row in details.statements:
-        plan = db.plans.get(row.text)
+        plan = plans.get(row.text)
         if isinstance(plan, Plan):
             row = replace(row, plan=plan)
             for f in analyze(

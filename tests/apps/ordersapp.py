@@ -5,6 +5,9 @@ GET /healthz runs SELECT 1. GET /orders lists 20 orders with their lines: with O
 orders, then the lines of each order on their own: an N+1). GET /cached answers from a process-wide
 cache after its first request, with x-cache MISS (1 statement) or HIT (none). GET /terminate
 ends the connections that read pg_stat_statements (perfgate's), as a hostile app could.
+GET /events counts rows of a table of 5,000 by a column with no index. ORDERS_CONNECTION_SETUP
+is a statement every new database connection runs first (as drivers and ORMs do); with it,
+connections are opened when first needed.
 DATABASE_URL is the database (orders.sql makes its tables).
 """
 
@@ -29,6 +32,9 @@ CREATE TABLE order_lines (
   price numeric NOT NULL
 );
 CREATE INDEX order_lines_order_idx ON order_lines (order_id);
+CREATE TABLE events (id serial PRIMARY KEY, kind text NOT NULL, payload text NOT NULL);
+INSERT INTO events (kind, payload)
+  SELECT 'kind-' || (g % 50), repeat('x', 100) FROM generate_series(1, 5000) g;
 INSERT INTO orders (customer) SELECT 'customer ' || g FROM generate_series(1, 50) g;
 INSERT INTO order_lines (order_id, sku, qty, price)
   SELECT o, 'sku-' || l, l, 9.99 FROM generate_series(1, 50) o, generate_series(1, 3) l;
@@ -40,6 +46,13 @@ JOINED = (
 )
 ORDERS = "SELECT id FROM orders ORDER BY id LIMIT 20"
 LINES = "SELECT sku, qty, price FROM order_lines WHERE order_id = $1"
+EVENTS = "SELECT count(*) FROM events WHERE kind = $1"  # no index on kind: a Seq Scan
+
+
+async def _init(conn: asyncpg.Connection) -> None:
+    setup = os.environ.get("ORDERS_CONNECTION_SETUP")  # run on every new connection
+    if setup:
+        await conn.execute(setup)
 
 
 async def _answer(send: Any, payload: object, headers: list[Any] | None = None) -> None:
@@ -59,7 +72,12 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 url = os.environ["DATABASE_URL"]
-                _state["pool"] = await asyncpg.create_pool(url, min_size=1, max_size=8)
+                # With a setup statement, connections open when first needed (min_size 0), as
+                # an ORM's pool does.
+                lazy = bool(os.environ.get("ORDERS_CONNECTION_SETUP"))
+                _state["pool"] = await asyncpg.create_pool(
+                    url, min_size=0 if lazy else 1, max_size=8, init=_init
+                )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await _state.pop("pool").close()
@@ -81,6 +99,8 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
                 total = await conn.fetchval(COUNT)
                 lines = [[dict(r) for r in await conn.fetch(JOINED)]]
         await _answer(send, {"total": total, "lines": json.loads(json.dumps(lines, default=str))})
+    elif path == "/events":
+        await _answer(send, {"count": await pool.fetchval(EVENTS, "kind-7")})
     elif path == "/terminate":  # ends every other connection reading pg_stat_statements
         ended = await pool.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
