@@ -345,3 +345,32 @@ def test_statement_counting_keys_are_read_inherited_and_checked() -> None:
     assert "defaults.n_plus_one_repeats: expected a whole number >= 2, got 1" in errors
     assert "defaults.db_probes: expected a whole number from 0 to 100, got 101" in errors
     assert "endpoints.a.budget.max_queries_per_request:" in errors
+
+
+def test_regression_min_effect_is_a_duration_inherited_from_defaults() -> None:
+    config = parse_config(
+        textwrap.dedent(
+            """
+            version: 1
+            target: {base_url: "http://127.0.0.1:9"}
+            defaults: {regression: {min_effect: 2ms}}
+            endpoints:
+              a: GET /a
+              b: {request: GET /b, regression: {min_effect: 0ms}}
+            """
+        ),
+        Path("budgets.yaml"),
+        {},
+    )
+    a, b = config.endpoints
+    assert a.regression.min_effect_ms == 2.0
+    assert b.regression.min_effect_ms == 0.0
+    errors = errors_of(
+        """
+        version: 1
+        target: {base_url: "http://127.0.0.1:9"}
+        endpoints:
+          a: {request: GET /a, regression: {min_effect: soon}}
+        """
+    )
+    assert "endpoints.a.regression.min_effect:" in errors

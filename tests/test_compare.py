@@ -288,3 +288,35 @@ def test_pooling_a_query_appends_its_execution_times() -> None:
     pooled = pool(first, again)
     assert len(pooled.samples["execution_ms"]) == 30
     assert pooled.metrics["buffers"] == first.metrics["buffers"]
+
+
+def test_a_change_smaller_than_the_minimum_effect_is_not_a_regression() -> None:
+    # A query's median from 0.04 ms to 0.06 ms: +50%, significant, and 0.02 ms.
+    base = replace(endpoint(lognormal(300, 31, median_ms=0.04)), kind=Kind.QUERY)
+    slower = replace(endpoint(lognormal(300, 32, median_ms=0.06)), kind=Kind.QUERY)
+    base = replace(base, samples={"execution_ms": base.samples["latency_ms"]})
+    slower = replace(slower, samples={"execution_ms": slower.samples["latency_ms"]})
+    c = by_metric(compare_results(base, slower, POLICY))["execution_ms"]
+    assert c.outcome == Outcome.UNCHANGED
+    assert "is less than the minimum effect of 0.05ms" in c.reason, c.reason
+    assert c.change is not None
+    assert c.change.value > 0.3  # the change is still shown as it is
+    strict = replace(POLICY, min_effect_ms=0.0)
+    assert by_metric(compare_results(base, slower, strict))["execution_ms"].outcome == (
+        Outcome.REGRESSION
+    )
+    # An endpoint's default floor is 1 ms: +50% of a 20 ms median is far above it.
+    assert timing(endpoint(lognormal(300, 1)), endpoint(lognormal(300, 2, scale=1.5))).outcome == (
+        Outcome.REGRESSION
+    )
+
+
+def test_row_counts_matter_only_for_the_tables_an_item_reads() -> None:
+    base = {"table_rows": {"guests": 20000, "audit": 10}, "dataset_size": 8_184_323}
+    cur = {"table_rows": {"guests": 20000, "audit": 12, "new_table": 0}, "dataset_size": 8_241_000}
+    assert environment_differences(base, cur) == ("table_rows.audit: 10 -> 12",)
+    assert environment_differences(base, cur, {"guests"}) == ()  # the bytes are not compared
+    grown = {"table_rows": {"guests": 40000, "audit": 10}}
+    assert environment_differences(base, grown, {"guests"}) == (
+        "table_rows.guests: 20000 -> 40000",
+    )

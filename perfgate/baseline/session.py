@@ -26,6 +26,7 @@ from perfgate.baseline import open_store as _open_store
 from perfgate.baseline.gitcmd import has_remote, open_repo, resolve
 from perfgate.budgets.model import RegressionPolicy
 from perfgate.exceptions import BaselineError
+from perfgate.verdict.compare import tables_read
 from perfgate.verdict.details import RoundsMode
 from perfgate.verdict.environment import environment_differences
 from perfgate.verdict.model import BaselineInfo, GateReport, Verdict
@@ -114,7 +115,9 @@ class BaselineSession:
             more = remeasure()
             return None if more.status == Status.ERROR else (None, more)
 
-        reasons = environment_differences(self.record.environment, environment)
+        reasons = environment_differences(
+            self.record.environment, environment, tables_read(base, result)
+        )
         settled = settle(base, result, next_round, policy, env_reasons=reasons)
         return judged(result, settled, policy, RoundsMode.STORED)
 

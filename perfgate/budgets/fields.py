@@ -16,7 +16,14 @@ from perfgate.budgets.model import REGRESSION_METRICS, RULE_LEVELS, RegressionPo
 from perfgate.budgets.units import format_ms, parse_duration_ms, parse_ratio, parse_size_bytes
 from perfgate.budgets.yamlsource import Path_, Source, describe
 
-REGRESSION_KEYS = ("metric", "threshold", "confidence", "max_rounds", "fail_on_inconclusive")
+REGRESSION_KEYS = (
+    "metric",
+    "threshold",
+    "confidence",
+    "max_rounds",
+    "fail_on_inconclusive",
+    "min_effect",
+)
 
 # Upper bounds: what a CI gate can use, well short of what would hang or overflow a run.
 MAX_DURATION_MS = 24 * 3_600_000.0  # every timeout (PostgreSQL's own limit is 24.8 days)
@@ -71,7 +78,16 @@ def read_regression(
     if "fail_on_inconclusive" in raw:
         b = src.boolean(raw["fail_on_inconclusive"], (*path, "fail_on_inconclusive"))
         fail_inconclusive = fail_inconclusive if b is None else b
-    return RegressionPolicy(metric, threshold, confidence, max_rounds, fail_inconclusive)
+    min_effect = base.min_effect_ms
+    if "min_effect" in raw:
+        ms = src.convert(raw["min_effect"], (*path, "min_effect"), parse_duration_ms)
+        if ms is not None and not 0 <= ms <= MAX_DURATION_MS:
+            src.error((*path, "min_effect"), f"expected a duration like '1ms' or '0ms', got {ms}")
+        elif ms is not None:
+            min_effect = ms
+    return RegressionPolicy(
+        metric, threshold, confidence, max_rounds, fail_inconclusive, min_effect
+    )
 
 
 def read_confidence(src: Source, value: Any, path: Path_, fallback: float) -> float:

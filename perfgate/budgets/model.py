@@ -70,6 +70,9 @@ class RegressionPolicy:
     confidence: float = 0.99
     max_rounds: int = 3
     fail_on_inconclusive: bool = False
+    # The smallest absolute change that counts, in ms (None: MIN_EFFECT_MS for the item's kind):
+    # a change under it is not a regression (or an improvement) however significant.
+    min_effect_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

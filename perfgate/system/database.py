@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
+import math
 import os
 import secrets
 import time
@@ -125,6 +126,22 @@ async def _admin(dsn: str, *statements: str) -> None:
         await conn.close()
 
 
+# Rows per table of the app's schemas, as VACUUM (ANALYZE) after setup counted them.
+_TABLE_ROWS_SQL = (
+    "SELECT c.relname, sum(c.reltuples) FROM pg_class c JOIN pg_namespace n "
+    "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm', 'p') "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg_toast%' GROUP BY c.relname"
+)
+
+
+def _significant(n: float, digits: int = 3) -> int:
+    """``n`` rounded to ``digits`` significant digits (ANALYZE samples the largest tables)."""
+    if n < 1:
+        return 0
+    return int(round(n, digits - 1 - math.floor(math.log10(n))))
+
+
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -137,6 +154,7 @@ class ScratchDatabase:
     name: str
     dsn: str
     size_bytes: int = 0  # after setup: the dataset the numbers were measured on
+    table_rows: dict[str, int] = field(default_factory=dict)  # after setup, 3 significant digits
     notes: list[str] = field(default_factory=list)  # statements skipped during setup
     restores: int = 0
     restore_seconds: float = 0.0
@@ -248,6 +266,11 @@ class ScratchDatabase:
             # Fresh statistics make estimates, plans and index-only scans repeatable.
             await conn.execute("VACUUM (ANALYZE)")
             size = await conn.fetchval("SELECT pg_database_size(current_database())")
+            self.table_rows = {
+                str(r[0]): _significant(float(r[1]))
+                for r in await conn.fetch(_TABLE_ROWS_SQL)
+                if r[1] is not None and r[1] >= 0
+            }
             version = await conn.fetchval("SELECT current_setting('server_version_num')::int")
             self.server_version = str(
                 await conn.fetchval("SELECT current_setting('server_version')")

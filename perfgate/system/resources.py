@@ -301,7 +301,8 @@ class System:
         if self._server is not None:
             env["database"] = self._server.kind
         if self._database is not None:
-            env["dataset_size"] = self._database.size_bytes
+            env["dataset_size"] = self._database.size_bytes  # shown, not compared
+            env["table_rows"] = dict(self._database.table_rows)
         return env
 
     def close(self) -> None:

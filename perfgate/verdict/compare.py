@@ -51,11 +51,13 @@ __all__ = [
     "compare_timing",
     "environment_differences",
     "format_change",
+    "min_effect_ms",
     "needs_more",
     "overall",
     "path_changes",
     "per_look",
     "pool",
+    "tables_read",
     "timing_stat",
 ]
 
@@ -130,6 +132,23 @@ def compare_results(
     return tuple(out)
 
 
+def tables_read(*results: Verdict) -> frozenset[str] | None:
+    """The tables the results' plans read (a query's plan; an endpoint's statements' plans),
+    or None when one of them has no plan to say (then every table's row count matters)."""
+    tables: set[str] = set()
+    for r in results:
+        if isinstance(r.details, QueryDetails):
+            plans = [r.details.plan]
+        elif isinstance(r.details, EndpointDetails) and r.details.database is not None:
+            plans = [s.plan for s in r.details.database.statements if s.plan is not None]
+        else:
+            return None
+        if not plans or any(p is None for p in plans):
+            return None
+        tables |= {n.relation for p in plans if p is not None for n in p.nodes() if n.relation}
+    return frozenset(tables)
+
+
 def _database_details(a: Verdict, b: Verdict) -> tuple[DatabaseDetails, DatabaseDetails] | None:
     da = a.details.database if isinstance(a.details, EndpointDetails) else None
     db = b.details.database if isinstance(b.details, EndpointDetails) else None
@@ -166,10 +185,24 @@ def _timing(
         cur[key],
         threshold=policy.threshold,
         confidence=policy.confidence,
+        min_effect_ms=min_effect_ms(policy, current.kind),
         env_reasons=env_reasons,
         seed=seed,
         series=label,
     )
+
+
+# The smallest absolute change a timing comparison counts, by kind, unless the policy sets one:
+# a query's median moves by a few hundredths of a millisecond between identical runs on a
+# shared runner; an endpoint's latency by more.
+MIN_EFFECT_MS = {Kind.ENDPOINT: 1.0, Kind.QUERY: 0.05}
+
+
+def min_effect_ms(policy: RegressionPolicy, kind: Kind) -> float:
+    """The policy's minimum effect, else the kind's default."""
+    if policy.min_effect_ms is not None:
+        return policy.min_effect_ms
+    return MIN_EFFECT_MS.get(kind, 0.0)
 
 
 def _has_server_time(

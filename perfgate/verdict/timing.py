@@ -13,7 +13,9 @@ rank test a one-sided Mann-Whitney test on the block medians:
   distribution-free interval of the quantile at c (p95 at 99% needs 90 values, p99 460); or,
   without re-measuring, when the environment differs from the baseline's;
 * **unchanged** otherwise: a change below the threshold is not a regression however
-  significant (the noise floor), so a wide interval around a small change does not re-measure.
+  significant (the noise floor), so a wide interval around a small change does not re-measure;
+  nor is a change smaller in absolute terms than the policy's minimum effect (a query going
+  from 0.04 ms to 0.06 ms is +50%, and 0.02 ms that no user feels).
 
 Why the point estimate, not L, must clear the threshold: L > 1 + t needs a change about twice
 the threshold before one run of 300 requests can show it, missing most real +25% slowdowns.
@@ -84,6 +86,7 @@ def compare_timing(
     env_reasons: Sequence[str] = (),
     seed: int = 0,
     series: str = "latency",
+    min_effect_ms: float = 0.0,
 ) -> Comparison:
     """One timing comparison under the rule in the module docstring; pure and seeded."""
     baseline_m, current_m = stat.metric(base, confidence), stat.metric(current, confidence)
@@ -124,6 +127,13 @@ def compare_timing(
         reason = f"{head}; not judged: {ENVIRONMENT_REASON} ({'; '.join(env_reasons)})"
     else:
         outcome, why = decide(r, low, high, up, down, threshold, 1.0 - confidence)
+        moved = abs(cur_value - base_value)
+        if outcome in (Outcome.REGRESSION, Outcome.IMPROVEMENT) and moved < min_effect_ms:
+            outcome = Outcome.UNCHANGED
+            why = (
+                f"{why.split(';')[0]} on the estimate, but {format_ms(moved)} is less than the "
+                f"minimum effect of {format_ms(min_effect_ms)}"
+            )
         reason = f"{head}, {why}"
     return Comparison(
         metric, baseline_m, current_m, change, threshold, outcome, reason,
