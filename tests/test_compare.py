@@ -83,7 +83,7 @@ def test_a_1_5x_slowdown_is_a_regression_with_the_numbers_in_the_reason() -> Non
     # "p95 45.2ms -> 67.9ms, +50% [+35%, +66%] at 99%, above the 10% threshold; Mann-Whitney p=..."
     assert re.fullmatch(
         r"p95 [\d.]+ms -> [\d.]+ms, \+\d+% \[\+\d+%, \+\d+%\] at 99%, above the 10% threshold; "
-        r"Mann-Whitney p=[<\d.e-]+",
+        r"Mann-Whitney p=[<\d.e-]+; this run could detect \+\d+% or more",
         c.reason,
     ), c.reason
 
@@ -101,7 +101,8 @@ def test_a_significant_8_percent_shift_is_not_a_regression_at_a_10_percent_thres
     assert c.outcome == Outcome.UNCHANGED
     assert c.reason.endswith(
         "within the 10% threshold on the estimate; Mann-Whitney p=0.00022; the interval reaches "
-        "+17%, so more requests would be needed to rule out a regression"
+        "+17%, so more requests would be needed to rule out a regression; this run could "
+        "detect +10% or more"
     )
 
 
@@ -320,3 +321,19 @@ def test_row_counts_matter_only_for_the_tables_an_item_reads() -> None:
     assert environment_differences(base, grown, {"guests"}) == (
         "table_rows.guests: 20000 -> 40000",
     )
+
+
+def test_an_inconclusive_comparison_says_what_it_could_detect_and_what_would_settle_it() -> None:
+    # +20% on 100 noisy requests: above the threshold, but the interval still includes 0.
+    base, slower = lognormal(100, 41), lognormal(100, 42, scale=1.2)
+    c = timing(endpoint(base), endpoint(slower))
+    assert c.outcome == Outcome.INCONCLUSIVE, c.reason
+    found = re.search(
+        r"this run could detect \+(\d+)% or more; about ([\d,]+) requests per", c.reason
+    )
+    assert found, c.reason
+    assert int(found[1]) > 20  # it could not see this change...
+    needed = int(found[2].replace(",", ""))
+    assert needed > 100  # ...and says how many requests would
+    more = timing(endpoint(lognormal(needed, 43)), endpoint(lognormal(needed, 44, scale=1.2)))
+    assert more.outcome == Outcome.REGRESSION, more.reason  # with that many, it does

@@ -134,11 +134,33 @@ def compare_timing(
                 f"{why.split(';')[0]} on the estimate, but {format_ms(moved)} is less than the "
                 f"minimum effect of {format_ms(min_effect_ms)}"
             )
-        reason = f"{head}, {why}"
+        reason = f"{head}, {why}{_sensitivity(r, low, threshold, len(base), len(current), outcome)}"
     return Comparison(
         metric, baseline_m, current_m, change, threshold, outcome, reason,
         more_data_helps=outcome == Outcome.INCONCLUSIVE and not env_reasons,
     )  # fmt: skip
+
+
+def _sensitivity(
+    r: float, low: float, threshold: float, n_base: int, n_current: int, outcome: Outcome
+) -> str:
+    """What this run could see: the smallest slowdown it could call a regression, and for an
+    inconclusive one, about how many requests per side would settle it.
+
+    A regression needs the estimate past the threshold and the interval's lower end past 0, so
+    with the interval's lower reach d = r - L at this run's noise, the smallest change it
+    could call one is about max(threshold, d). An interval's width falls as 1/sqrt(n), so
+    settling a change c = r - 1 that the interval does not yet clear (d > c) needs about
+    n * (d / c)^2 samples per side.
+    """
+    reach = max(0.0, r - low)
+    text = f"; this run could detect {_pct(max(threshold, reach))} or more"
+    change = r - 1.0
+    if outcome == Outcome.INCONCLUSIVE and change > threshold and reach >= change > 0:
+        n = min(n_base, n_current)
+        needed = math.ceil(n * (reach / change) ** 2 * 1.1)  # 10% margin
+        text += f"; about {needed:,} requests per side (now {n:,}) would settle it"
+    return text
 
 
 def decide(
