@@ -173,6 +173,7 @@ class ScratchDatabase:
     ) -> ScratchDatabase:
         """Create ``perfgate_<random>`` on ``server`` and run the setup steps into it."""
         name = f"perfgate_{secrets.token_hex(6)}"
+        db = cls(server=server, name=name, dsn=with_database(server.dsn, name))
         try:
             _run(lambda: _admin(server.dsn, f"CREATE DATABASE {_quoted(name)}"))
         except asyncpg.InsufficientPrivilegeError as exc:
@@ -186,7 +187,9 @@ class ScratchDatabase:
             raise DatabaseError(
                 f"cannot create a scratch database on {redact_dsn(server.dsn)}: {exc}"
             ) from exc
-        db = cls(server=server, name=name, dsn=with_database(server.dsn, name))
+        except BaseException:  # stopped while CREATE DATABASE ran: it may exist
+            db.drop()
+            raise
         atexit.register(db.drop)
         try:
             db._note()
@@ -311,6 +314,8 @@ class ScratchDatabase:
         if self._template is not None:
             return
         template = f"{self.name}_pristine"
+        # Known before it exists: a run stopped while it is being created still drops it.
+        self._template = template
         _run(
             lambda: _admin(
                 self.server.dsn,
@@ -320,7 +325,6 @@ class ScratchDatabase:
                 f"ALTER DATABASE {_quoted(template)} ALLOW_CONNECTIONS false",
             )
         )
-        self._template = template
         self._note()
 
     def _strategy(self) -> str:

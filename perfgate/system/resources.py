@@ -88,11 +88,15 @@ class System:
                 database = ScratchDatabase.create(
                     self._server, self.config.database.setup, environ=self.environ
                 )
-                if self.attributing:
-                    # Before the pristine copy, so every restore has it too.
-                    self.statements_unavailable = database.enable_statements()
-                if self.isolating:
-                    database.keep_pristine()
+                try:
+                    if self.attributing:
+                        # Before the pristine copy, so every restore has it too.
+                        self.statements_unavailable = database.enable_statements()
+                    if self.isolating:
+                        database.keep_pristine()
+                except BaseException:  # a failure, or a stop: nothing of it stays
+                    database.drop()
+                    raise
             except PerfgateError as exc:
                 self._failed["database"] = (str(exc), item)
                 raise
