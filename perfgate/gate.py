@@ -59,12 +59,11 @@ class Gate:
     def run_endpoint(self, endpoint: Endpoint, source: str | None = None) -> Verdict:
         """Measure one endpoint and hold it against its budget."""
         system = self.system
-        counting = system.attributing and endpoint.db_probes > 0
         try:
-            if counting:
-                # The database before the target, as when the target's command names {dsn}:
-                # set up and copied before anything of the app runs.
-                system.database(endpoint.name)
+            # The database before the target, as when the target's command names {dsn}: set
+            # up and copied before anything of the app runs.
+            counting = system.attributing and endpoint.db_probes > 0
+            dsn = system.database(endpoint.name).dsn if counting else None
             system.start_target(endpoint.name)
             load = HttpLoad(
                 request=system.request_for(endpoint),
@@ -77,8 +76,7 @@ class Gate:
             )
             probe = HttpProbe(system.client, system.values)
             with system.watching_writes():
-                if counting:
-                    dsn = system.database(endpoint.name).dsn
+                if dsn is not None:
                     measured = self._with_statements(endpoint, probe, load, dsn)
                     run, reading = system.loop.run(measured)
                 else:

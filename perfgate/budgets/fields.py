@@ -199,6 +199,18 @@ def read_limit(src: Source, kind: str, value: Any, path: Path_) -> float | None:
     return parsed
 
 
+def read_n_plus_one(
+    src: Source, raw: Mapping[str, Any], path: Path_, level: str, repeats: int
+) -> tuple[str, int]:
+    """``n_plus_one`` (a level) and ``n_plus_one_repeats`` of a mapping, else the fallbacks."""
+    if "n_plus_one" in raw:
+        level = read_level(src, raw["n_plus_one"], (*path, "n_plus_one"), level)
+    if "n_plus_one_repeats" in raw:
+        key_path = (*path, "n_plus_one_repeats")
+        repeats = read_count(src, raw["n_plus_one_repeats"], key_path, 2) or repeats
+    return level, repeats
+
+
 def read_level(src: Source, value: Any, path: Path_, fallback: str) -> str:
     """A rule's level: warning, error or off (a bare YAML 1.1 ``off`` arrives as false)."""
     if value is False:

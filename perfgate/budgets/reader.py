@@ -28,6 +28,7 @@ from perfgate.budgets.fields import (
     read_env,
     read_headers,
     read_level,
+    read_n_plus_one,
     read_positive_ms,
     read_positive_size,
     read_regression,
@@ -208,11 +209,7 @@ def _defaults(src: Source, value: Any) -> Defaults:
         for k in ("requests", "concurrency", "warmup", "runs", "seq_scan_min_pages", "db_probes")
         if k in raw
     }
-    repeats = (
-        read_count(src, raw["n_plus_one_repeats"], (*path, "n_plus_one_repeats"), 2)
-        if "n_plus_one_repeats" in raw
-        else None
-    )
+    n_plus_one, repeats = read_n_plus_one(src, raw, path, d.n_plus_one, d.n_plus_one_repeats)
     rules = dict(d.plan_rules)
     if "plan_rules" in raw:
         for rule, level in src.mapping(
@@ -240,10 +237,8 @@ def _defaults(src: Source, value: Any) -> Defaults:
         else int(ints["seq_scan_min_pages"] or 0),
         regression=read_regression(src, raw.get("regression"), (*path, "regression"), d.regression),
         db_probes=d.db_probes if ints.get("db_probes") is None else int(ints["db_probes"] or 0),
-        n_plus_one=read_level(src, raw["n_plus_one"], (*path, "n_plus_one"), d.n_plus_one)
-        if "n_plus_one" in raw
-        else d.n_plus_one,
-        n_plus_one_repeats=repeats or d.n_plus_one_repeats,
+        n_plus_one=n_plus_one,
+        n_plus_one_repeats=repeats,
     )
 
 

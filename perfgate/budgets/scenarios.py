@@ -10,8 +10,8 @@ from perfgate.budgets.checks import nul_problem, request_path_problem, sql_file_
 from perfgate.budgets.fields import (
     read_count,
     read_headers,
-    read_level,
     read_limit,
+    read_n_plus_one,
     read_positive_ms,
     read_positive_size,
     read_regression,
@@ -159,11 +159,7 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
         for k in ("requests", "concurrency", "warmup", "db_probes")
         if k in raw
     }
-    repeats = (
-        read_count(src, raw["n_plus_one_repeats"], (*path, "n_plus_one_repeats"), 2)
-        if "n_plus_one_repeats" in raw
-        else None
-    )
+    n_plus_one, repeats = read_n_plus_one(src, raw, path, d.n_plus_one, d.n_plus_one_repeats)
     return Endpoint(
         name=name,
         method=request.method,
@@ -182,10 +178,8 @@ def read_endpoint(src: Source, name: str, value: Any, path: Path_, d: Defaults) 
         budget=budget,
         regression=read_regression(src, raw.get("regression"), (*path, "regression"), d.regression),
         db_probes=d.db_probes if counts.get("db_probes") is None else int(counts["db_probes"] or 0),
-        n_plus_one=read_level(src, raw["n_plus_one"], (*path, "n_plus_one"), d.n_plus_one)
-        if "n_plus_one" in raw
-        else d.n_plus_one,
-        n_plus_one_repeats=repeats or d.n_plus_one_repeats,
+        n_plus_one=n_plus_one,
+        n_plus_one_repeats=repeats,
         line=src.lines.get(path),
     )
 

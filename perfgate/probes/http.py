@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -346,33 +347,28 @@ class HttpProbe:
                     response = await client.send(client.build_request("GET", first), stream=True)
                     await read_bounded(response, load.max_response_bytes, keep=0)
 
+            single = dataclasses.replace(load, requests=1, concurrency=1, warmup=0)
+
             async def send() -> RequestSample:
-                run = await drive(
-                    client,
-                    load.request,
-                    requests=1,
-                    concurrency=1,
-                    warmup=0,
-                    expect_status=load.expect_status,
-                    values=self._values,
-                    max_response_bytes=load.max_response_bytes,
-                )
-                return run.samples[0]
+                return (await self._drive(client, single)).samples[0]
 
             yield send
 
     async def measure(self, load: HttpLoad) -> EndpointRun:
         async with self._client(load.timeout_s, load.concurrency) as client:
-            return await drive(
-                client,
-                load.request,
-                requests=load.requests,
-                concurrency=load.concurrency,
-                warmup=load.warmup,
-                expect_status=load.expect_status,
-                values=self._values,
-                max_response_bytes=load.max_response_bytes,
-            )
+            return await self._drive(client, load)
+
+    async def _drive(self, client: httpx.AsyncClient, load: HttpLoad) -> EndpointRun:
+        return await drive(
+            client,
+            load.request,
+            requests=load.requests,
+            concurrency=load.concurrency,
+            warmup=load.warmup,
+            expect_status=load.expect_status,
+            values=self._values,
+            max_response_bytes=load.max_response_bytes,
+        )
 
 
 async def wait_ready(client: httpx.AsyncClient, path: str, timeout_s: float) -> None:

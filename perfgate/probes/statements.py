@@ -34,6 +34,7 @@ __all__ = [
     "StatementTotals",
     "StatementsUnavailable",
     "difference",
+    "first_line",
     "is_transaction_control",
 ]
 
@@ -79,7 +80,7 @@ class StatementsUnavailable(DatabaseError):
     """pg_stat_statements cannot be read on this server (the message says why and the fix)."""
 
 
-def _line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """An error's first line (PostgreSQL adds DETAIL and HINT lines)."""
     return str(exc).strip().split("\n", 1)[0]
 
@@ -224,7 +225,9 @@ class DatabaseWatch:
             return await cls._checked(conn)
         except asyncpg.PostgresError as exc:
             await conn.close()
-            raise StatementsUnavailable(f"pg_stat_statements cannot be read: {_line(exc)}") from exc
+            raise StatementsUnavailable(
+                f"pg_stat_statements cannot be read: {first_line(exc)}"
+            ) from exc
         except BaseException:
             await conn.close()
             raise
@@ -250,11 +253,12 @@ class DatabaseWatch:
             rows = await conn.fetch(sql)
         except asyncpg.ObjectNotInPrerequisiteStateError as exc:  # not preloaded
             raise StatementsUnavailable(
-                f"pg_stat_statements is not loaded on this server ({_line(exc)}); {FIX}"
+                f"pg_stat_statements is not loaded on this server ({first_line(exc)}); {FIX}"
             ) from None
         except asyncpg.InsufficientPrivilegeError as exc:
             raise StatementsUnavailable(
-                f"pg_stat_statements cannot be read by this role ({_line(exc)}); {PRIVILEGE_FIX}"
+                f"pg_stat_statements cannot be read by this role ({first_line(exc)}); "
+                f"{PRIVILEGE_FIX}"
             ) from None
         if any(r[1] == HIDDEN for r in rows):
             raise StatementsUnavailable(

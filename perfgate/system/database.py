@@ -32,7 +32,7 @@ import asyncpg
 
 from perfgate.budgets.model import SetupCommand, SetupStep, SqlFile
 from perfgate.exceptions import DatabaseError, PerfgateError
-from perfgate.probes.statements import CREATE_FIX, FIX
+from perfgate.probes.statements import CREATE_FIX, FIX, first_line
 from perfgate.redact import redact_dsn
 from perfgate.system import ledger
 from perfgate.system.launch import program_environment, run_to_completion, split_command
@@ -290,9 +290,8 @@ class ScratchDatabase:
             try:
                 await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             except asyncpg.PostgresError as exc:
-                why = str(exc).strip().split("\n", 1)[0]
                 fix = CREATE_FIX if isinstance(exc, asyncpg.InsufficientPrivilegeError) else FIX
-                return f"CREATE EXTENSION pg_stat_statements failed ({why}); {fix}"
+                return f"CREATE EXTENSION pg_stat_statements failed ({first_line(exc)}); {fix}"
             finally:
                 await conn.close()
             return ""
